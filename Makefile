@@ -1,0 +1,28 @@
+# chat-rollout: the two commands of the Quickstart are `make demo` and `make test`.
+# Each bootstraps .venv with the project and its tools; no DATABASE_URL needed (embedded PostgreSQL 18).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+
+.PHONY: demo test lint bench venv clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --disable-pip-version-check -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/chat-rollout demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" tools/lint
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

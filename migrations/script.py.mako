@@ -1,0 +1,24 @@
+"""${message}
+
+Revision ID: ${up_revision}
+Revises: ${down_revision | comma,n}
+Create Date: ${create_date}
+
+The SQL this revision applies is frozen in migrations/frozen/ (written by tools/freeze_revision.py):
+it never reads the live sql/ tree, so history cannot change under a deployed database.
+"""
+
+from chat_rollout.migration_support import frozen_sql, run_sql
+
+revision = ${repr(up_revision)}
+down_revision = ${repr(down_revision)}
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    run_sql(frozen_sql(__file__, "upgrade"))
+
+
+def downgrade() -> None:
+    run_sql(frozen_sql(__file__, "downgrade"))

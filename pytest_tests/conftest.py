@@ -1,0 +1,111 @@
+"""The harness: one server per run (SPEC section 3), one migrated template, a fresh clone per test."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import psycopg
+import pytest
+
+from chat_rollout import migrate
+from chat_rollout.server import Server, from_environment
+
+TEST_ROLES = {
+    "chat_test_reader": "chat_rollout_reader",
+    "chat_test_operator": "chat_rollout_operator",
+    "chat_test_ingest": "chat_rollout_ingest",
+    "chat_test_admin": "chat_rollout_admin",
+    "chat_test_nobody": None,
+}
+
+_counter = itertools.count(1)
+_server: Server | None = None
+
+
+def _get_server() -> Server:
+    global _server
+    if _server is None:
+        _server = from_environment()
+    return _server
+
+
+def pytest_report_header(config):
+    server = _get_server()
+    return [f"chat-rollout server ({server.source}): {server.version()}"]
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if _server is not None:
+        _server.release()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Server:
+    return _get_server()
+
+
+def admin_connect(server: Server) -> psycopg.Connection:
+    return psycopg.connect(server.url, autocommit=True)
+
+
+def create_database(server: Server, name: str, template: str | None = None) -> str:
+    with admin_connect(server) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        if template:
+            conn.execute(f'create database "{name}" template "{template}"')
+        else:
+            conn.execute(f'create database "{name}"')
+    return server.url_for(name)
+
+
+def drop_database(server: Server, name: str) -> None:
+    with admin_connect(server) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server: Server) -> str:
+    """A database migrated to head once per run: every test clones it."""
+    name = f"chat_rollout_tpl_{os.getpid()}"
+    url = create_database(pg_server, name)
+    migrate.upgrade(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        for login, group in TEST_ROLES.items():
+            exists = conn.execute("select 1 from pg_roles where rolname = %s", (login,)).fetchone()
+            if not exists:
+                conn.execute(f"create role {login} login")
+            if group:
+                conn.execute(f"grant {group} to {login}")
+    yield name
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def fresh_db(pg_server: Server, template_db: str):
+    """(name, url) of a fresh clone of the migrated template, dropped after the test."""
+    name = f"chat_rollout_t{os.getpid()}_{next(_counter)}"
+    url = create_database(pg_server, name, template=template_db)
+    yield name, url
+    drop_database(pg_server, name)
+
+
+@pytest.fixture
+def db_url(fresh_db) -> str:
+    return fresh_db[1]
+
+
+@pytest.fixture
+def conn(db_url: str):
+    """An autocommit connection (as the owner, like a DBA in psql) to a fresh clone."""
+    with psycopg.connect(db_url, autocommit=True) as connection:
+        yield connection
+
+
+@pytest.fixture
+def empty_db(pg_server: Server):
+    """(name, url) of an empty database, for migration tests."""
+    name = f"chat_rollout_e{os.getpid()}_{next(_counter)}"
+    url = create_database(pg_server, name)
+    yield name, url
+    drop_database(pg_server, name)

@@ -1,0 +1,48 @@
+"""Small helpers the tests share: calls, refusals, arranging a state."""
+
+from __future__ import annotations
+
+import psycopg
+import pytest
+
+
+def state(conn: psycopg.Connection) -> dict:
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return cur.execute("select * from public.chat_get_v11_rollout_state()").fetchone()
+
+
+def history(conn: psycopg.Connection, limit: int = 1000) -> list[dict]:
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return cur.execute("select * from public.chat_get_v11_rollout_history(%s)", (limit,)).fetchall()
+
+
+def set_state(conn: psycopg.Connection, stage, kill_switch, reason) -> dict:
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    return cur.execute(
+        "select * from public.chat_set_v11_rollout_state(%s, %s, %s)", (stage, kill_switch, reason)
+    ).fetchone()
+
+
+def refused(conn: psycopg.Connection, sql: str, params=None) -> psycopg.Error:
+    """Run a call that must be refused; returns the error (assert its diag.sqlstate)."""
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(sql, params)
+    return info.value
+
+
+def arrange_state(conn: psycopg.Connection, action: str, stage: str, kill_switch: bool, frozen: bool) -> None:
+    """Test setup only: put the rollout at a state the public guards cannot reach without metric data.
+
+    Goes through the same internal write path as the API (lock, state row, chained history row).
+    """
+    with conn.transaction():
+        conn.execute("select chat_v11.lock_state()")
+        conn.execute(
+            "select chat_v11.apply_transition(%s, %s, %s, %s, 'test arrangement', null, null, 'test')",
+            (action, stage, kill_switch, frozen),
+        )
+
+
+def snapshot(conn: psycopg.Connection) -> tuple:
+    """State and full history, to prove a refusal changed nothing."""
+    return (state(conn), history(conn))

@@ -1,0 +1,27 @@
+-- Validates a reason (required, trimmed, 1-500 characters, any Unicode) and returns it trimmed.
+create function chat_v11.checked_reason(p_reason text)
+returns text
+language plpgsql
+stable
+as $$
+declare
+    v_reason text := pg_catalog.regexp_replace(p_reason, '^[[:space:]]+|[[:space:]]+$', '', 'g');
+begin
+    if v_reason is null or v_reason = '' or pg_catalog.char_length(v_reason) > 500 then
+        raise exception using
+            errcode = 'RO001',
+            message = 'a reason is required: 1 to 500 characters after trimming',
+            detail = case
+                when p_reason is null then 'The reason is null.'
+                when v_reason = '' then 'The reason is empty or only white space.'
+                else format('The reason has %s characters.', pg_catalog.char_length(v_reason))
+            end,
+            hint = 'Say why in a few words, for example ''incident P0'' or ''hold''; the reason is kept in the history.';
+    end if;
+    return v_reason;
+end
+$$;
+
+revoke all on function chat_v11.checked_reason(text) from public;
+comment on function chat_v11.checked_reason(text) is
+'Returns the trimmed reason or raises RO001 when it is missing, blank or longer than 500 characters.';

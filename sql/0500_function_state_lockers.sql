@@ -1,0 +1,44 @@
+-- Describes the backends that hold (or queue ahead of us for) the rollout state row or table.
+create function chat_v11.state_lockers()
+returns text
+language sql
+volatile
+as $$
+    with lockers as (
+        select l.pid, l.granted, l.mode
+          from pg_catalog.pg_locks as l
+         where l.locktype = 'transactionid'
+           and l.mode = 'ExclusiveLock'
+           and l.granted
+           and l.transactionid = (select s.xmax from chat_v11.rollout_state as s)
+           and l.pid <> pg_catalog.pg_backend_pid()
+        union
+        select l.pid, l.granted, l.mode
+          from pg_catalog.pg_locks as l
+         where l.locktype = 'relation'
+           and l.relation = 'chat_v11.rollout_state'::regclass
+           and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+           and l.pid <> pg_catalog.pg_backend_pid()
+    )
+    select pg_catalog.string_agg(
+        format(
+            'pid %s (%s%s, user %s, application %s, %s since %s UTC, query: %s)',
+            k.pid,
+            case when k.granted then 'holds ' else 'waits for ' end,
+            case when k.mode = 'ExclusiveLock' then 'the state row' else k.mode || ' on the state table' end,
+            coalesce(a.usename::text, '?'),
+            coalesce(nullif(a.application_name, ''), '?'),
+            coalesce(a.state, '?'),
+            coalesce(pg_catalog.to_char(coalesce(a.xact_start, a.state_change) at time zone 'UTC',
+                                        'YYYY-MM-DD HH24:MI:SS'), '?'),
+            coalesce(pg_catalog.left(pg_catalog.regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 120), '?')
+        ),
+        '; ' order by k.pid
+    )
+      from lockers as k
+      left join pg_catalog.pg_stat_activity as a on a.pid = k.pid
+$$;
+
+revoke all on function chat_v11.state_lockers() from public;
+comment on function chat_v11.state_lockers() is
+'Human-readable list of the backends holding or queuing for the rollout state lock (pid, user, query).';

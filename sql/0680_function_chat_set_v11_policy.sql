@@ -1,0 +1,75 @@
+-- Changes a rollout policy (auto_kill, p0_exit_window, state_lock_timeout, retention), validated per key.
+create function public.chat_set_v11_policy(p_key text, p_value jsonb)
+returns table (
+    key text,
+    value jsonb,
+    description text,
+    changed_at timestamptz,
+    changed_by text
+)
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, chat_v11, pg_temp
+as $$
+#variable_conflict use_column
+declare
+    v_old chat_v11.policy;
+    v_interval interval;
+    v_problem text;
+begin
+    select p.* into v_old from chat_v11.policy as p where p.key = p_key for update;
+    if not found then
+        raise exception using
+            errcode = 'RO014',
+            message = format('unknown policy %s', coalesce(quote_literal(p_key), 'null')),
+            detail = format('Known policies: %s.', (select string_agg(p.key, ', ' order by p.key) from chat_v11.policy as p)),
+            hint = 'Name one of the known policies.';
+    end if;
+
+    if p_key = 'auto_kill' then
+        if jsonb_typeof(p_value) is distinct from 'boolean' then
+            v_problem := 'auto_kill takes a JSON boolean: ''true'' or ''false''';
+        end if;
+    elsif jsonb_typeof(p_value) is distinct from 'string' then
+        v_problem := format('%s takes a JSON string holding an interval, such as ''"30 minutes"''', p_key);
+    else
+        begin
+            v_interval := (p_value #>> '{}')::interval;
+        exception when others then
+            v_problem := format('%s is not an interval', p_value);
+        end;
+        if v_problem is null then
+            v_problem := case
+                when p_key = 'p0_exit_window' and v_interval not between interval '30 minutes' and interval '60 minutes'
+                    then 'p0_exit_window must be between 30 and 60 minutes (playbook section 5)'
+                when p_key = 'state_lock_timeout' and v_interval not between interval '1 millisecond' and interval '1 minute'
+                    then 'state_lock_timeout must be between 1 millisecond and 1 minute'
+                when p_key = 'retention' and v_interval < interval '1 day'
+                    then 'retention must be at least 1 day'
+            end;
+        end if;
+    end if;
+    if v_problem is not null then
+        raise exception using
+            errcode = 'RO014',
+            message = format('invalid value %s for policy %s', coalesce(p_value::text, 'null'), p_key),
+            detail = v_problem || '.',
+            hint = format('Current value: %s.', v_old.value);
+    end if;
+
+    update chat_v11.policy as p
+       set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
+     where p.key = p_key;
+    insert into chat_v11.config_change (actor, target, target_key, old_value, new_value)
+    values (chat_v11.claimed_actor(), 'policy', p_key, v_old.value, p_value);
+    return query
+        select p.key, p.value, p.description, p.changed_at, p.changed_by from chat_v11.policy as p where p.key = p_key;
+end
+$$;
+
+revoke all on function public.chat_set_v11_policy(text, jsonb) from public;
+grant execute on function public.chat_set_v11_policy(text, jsonb) to chat_rollout_admin;
+comment on function public.chat_set_v11_policy(text, jsonb) is
+'Admin: set a rollout policy. auto_kill (boolean, default true), p0_exit_window (30-60 minutes, default '
+'"30 minutes"), state_lock_timeout (default "2 seconds"), retention (default "30 days"). Audited.';

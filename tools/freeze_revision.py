@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Freeze SQL from sql/ into the frozen upgrade script of an Alembic revision.
+
+    tools/freeze_revision.py migrations/versions/0002_metrics.py sql/0700_*.sql sql/0640_*.sql
+
+writes migrations/frozen/0002_metrics.upgrade.sql: the files' text, in order, each behind a header
+naming its source. A revision then applies that frozen copy forever, whatever sql/ becomes.
+With --check, exits 1 when the frozen file differs from what the files would give (nothing written).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def render(files: list[Path]) -> str:
+    parts = []
+    for path in files:
+        rel = path.resolve().relative_to(ROOT)
+        parts.append(f"-- >>> {rel}\n{path.read_text(encoding='utf-8').rstrip()}\n")
+    return "\n".join(parts)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("revision", type=Path, help="the revision file, migrations/versions/NNNN_name.py")
+    parser.add_argument("files", type=Path, nargs="+", help="sql/ files to freeze, applied in the given order")
+    parser.add_argument("--check", action="store_true", help="compare only")
+    args = parser.parse_args()
+    target = ROOT / "migrations" / "frozen" / f"{args.revision.stem}.upgrade.sql"
+    text = render(args.files)
+    if args.check:
+        same = target.exists() and target.read_text(encoding="utf-8") == text
+        print(f"{target.relative_to(ROOT)}: {'up to date' if same else 'differs'}")
+        return 0 if same else 1
+    if target.exists():
+        print(f"refusing to overwrite {target.relative_to(ROOT)}: revisions are immutable", file=sys.stderr)
+        return 1
+    target.write_text(text, encoding="utf-8")
+    print(f"wrote {target.relative_to(ROOT)} ({len(args.files)} files)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
