@@ -5,7 +5,8 @@ Revises:
 Create Date: 2026-11-26
 
 The SQL is frozen in migrations/frozen/0001_foundation.{upgrade,downgrade}.sql.
-The downgrade refuses (SQLSTATE RO013) while operator data exists unless confirmed: alembic -x drop_data=yes downgrade base.
+The downgrade refuses (SQLSTATE RO013) while operator data exists unless confirmed:
+    alembic -x drop_data=yes downgrade base
 """
 
 from chat_rollout.migration_support import confirm_drop_data, frozen_sql, run_sql
