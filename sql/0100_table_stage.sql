@@ -1,6 +1,7 @@
 -- The ordered stage catalog: traffic share and minimum observation window of each stage.
 create table chat_v11.stage (
     stage text not null,
+    -- squawk-ignore prefer-bigint-over-int -- ordinal only ranks a handful of stages
     ordinal integer not null,
     traffic_percent numeric(5, 2) not null,
     min_observation interval not null,

@@ -1,6 +1,7 @@
 -- The metric catalog: every release-gate check and the rule that judges it (SPEC 4.4, 4.6.1).
 create table chat_v11.metric (
     metric text not null,
+    -- squawk-ignore prefer-bigint-over-int -- ordinal only ranks a handful of checks
     ordinal integer not null,
     kind text not null,
     severity text not null,

@@ -32,8 +32,8 @@ declare
     v_next text;
     v_min_observation interval;
     v_until timestamptz;
-    v_go text[] := '{}';
-    v_blockers text[] := '{}';
+    v_go text[] := '{}'::text[];
+    v_blockers text[] := '{}'::text[];
 begin
     select
         coalesce(bool_or(c.severity = 'P0' and c.status = 'fail'), false),

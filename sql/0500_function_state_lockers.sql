@@ -1,16 +1,28 @@
 -- Describes the backends that hold (or queue ahead of us for) the rollout state row or table.
 create function chat_v11.state_lockers()
 returns text
-language sql
+language plpgsql
 volatile
 as $$
+declare
+    v_xmax xid;
+    v_lockers text;
+begin
+    -- the row's locker, if the table itself can be read (an ACCESS EXCLUSIVE holder forbids even that)
+    perform pg_catalog.set_config('lock_timeout', '50ms', true);
+    begin
+        select s.xmax into v_xmax from chat_v11.rollout_state as s;
+    exception when lock_not_available then
+        v_xmax := null;
+    end;
+
     with lockers as (
         select l.pid, l.granted, l.mode
           from pg_catalog.pg_locks as l
          where l.locktype = 'transactionid'
            and l.mode = 'ExclusiveLock'
            and l.granted
-           and l.transactionid = (select s.xmax from chat_v11.rollout_state as s)
+           and l.transactionid in (select h.x from chat_v11.xmax_holders(v_xmax) as h (x))
            and l.pid <> pg_catalog.pg_backend_pid()
         union
         select l.pid, l.granted, l.mode
@@ -35,8 +47,11 @@ as $$
         ),
         '; ' order by k.pid
     )
+      into v_lockers
       from lockers as k
-      left join pg_catalog.pg_stat_activity as a on a.pid = k.pid
+      left join pg_catalog.pg_stat_activity as a on a.pid = k.pid;
+    return v_lockers;
+end
 $$;
 
 revoke all on function chat_v11.state_lockers() from public;

@@ -1,14 +1,15 @@
--- Locks the rollout state row for this transaction, waiting at most the state_lock_timeout policy.
+-- Bounds this transaction's lock waits by the state_lock_timeout policy, then locks the state row.
 -- On timeout raises RO010 naming the blocking backends: a state call never hangs.
+-- Call it first: a caller that declares a chat_v11.rollout_state variable already waited for the
+-- table's rowtype (an AccessShareLock taken at block entry) with no bound. The caller restores lock_timeout.
 create function chat_v11.lock_state()
 returns chat_v11.rollout_state
 language plpgsql
 volatile
 as $$
 declare
-    v_state chat_v11.rollout_state;
+    v_state record;
     v_timeout interval := coalesce(chat_v11.policy_interval('state_lock_timeout'), interval '2 seconds');
-    v_saved text := pg_catalog.current_setting('lock_timeout');
     v_lockers text;
 begin
     perform pg_catalog.set_config(
@@ -26,11 +27,10 @@ begin
             hint = 'Retry the call. If the blocker is stuck (idle in transaction), end it with '
                 || 'SELECT pg_terminate_backend(<pid>) and retry.';
     end;
-    perform pg_catalog.set_config('lock_timeout', v_saved, true);
     return v_state;
 end
 $$;
 
 revoke all on function chat_v11.lock_state() from public;
 comment on function chat_v11.lock_state() is
-'Locks the rollout state row within state_lock_timeout or raises RO010 naming the blocking backend.';
+'Bounds lock waits by state_lock_timeout and locks the rollout state row, or raises RO010 naming the blocker.';

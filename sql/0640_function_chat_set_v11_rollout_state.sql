@@ -21,7 +21,9 @@ as $$
 #variable_conflict use_column
 declare
     v_reason text := chat_v11.checked_reason(p_reason);
-    v_state chat_v11.rollout_state;
+    -- record, not chat_v11.rollout_state: a rowtype variable would wait for the table unbounded
+    v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+    v_state record;
     v_gates record;
     v_now timestamptz;
     v_current_ordinal integer;
@@ -31,7 +33,7 @@ declare
     v_to_kill boolean;
     v_frozen boolean;
     v_note text;
-    v_new chat_v11.rollout_state;
+    v_new record;
 begin
     if p_kill_switch is null then
         raise exception using
@@ -150,6 +152,7 @@ begin
     if v_note is not null then
         raise notice '%', v_note;
     end if;
+    perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     return query
         select v_new.stage, t.traffic_percent, v_new.kill_switch, v_new.promotion_frozen, v_new.reason,
                v_new.changed_by, v_new.actor, v_new.changed_at, v_new.version, v_note

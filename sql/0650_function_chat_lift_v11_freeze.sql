@@ -19,9 +19,11 @@ as $$
 #variable_conflict use_column
 declare
     v_reason text := chat_v11.checked_reason(p_reason);
-    v_state chat_v11.rollout_state;
+    -- record, not chat_v11.rollout_state: a rowtype variable would wait for the table unbounded
+    v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+    v_state record;
     v_gates record;
-    v_new chat_v11.rollout_state;
+    v_new record;
 begin
     v_state := chat_v11.lock_state();
     select g.* into v_gates from chat_v11.current_gates(pg_catalog.clock_timestamp()) as g;
@@ -44,6 +46,7 @@ begin
     v_new := chat_v11.apply_transition(
         'unfreeze', v_state.stage, false, false, v_reason, null, v_gates.snapshot, null
     );
+    perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     return query
         select v_new.stage, t.traffic_percent, v_new.kill_switch, v_new.promotion_frozen, v_new.reason,
                v_new.changed_by, v_new.actor, v_new.changed_at, v_new.version

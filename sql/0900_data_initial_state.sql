@@ -9,6 +9,7 @@ insert into chat_v11.rollout_history (
     version, changed_at, changed_by, actor, action, from_stage, to_stage,
     from_kill_switch, to_kill_switch, promotion_frozen, reason
 )
-select s.version, s.changed_at, s.changed_by, s.actor, 'init', null, s.stage, null, s.kill_switch, s.promotion_frozen,
-       s.reason
-  from chat_v11.rollout_state as s;
+select
+    s.version, s.changed_at, s.changed_by, s.actor, 'init' as action, null as from_stage, s.stage,
+    null as from_kill_switch, s.kill_switch, s.promotion_frozen, s.reason
+from chat_v11.rollout_state as s;

@@ -35,6 +35,7 @@ comment on schema chat_v11 is
 -- The ordered stage catalog: traffic share and minimum observation window of each stage.
 create table chat_v11.stage (
     stage text not null,
+    -- squawk-ignore prefer-bigint-over-int -- ordinal only ranks a handful of stages
     ordinal integer not null,
     traffic_percent numeric(5, 2) not null,
     min_observation interval not null,
@@ -95,6 +96,7 @@ insert into chat_v11.policy (key, value, description) values
 -- The metric catalog: every release-gate check and the rule that judges it (SPEC 4.4, 4.6.1).
 create table chat_v11.metric (
     metric text not null,
+    -- squawk-ignore prefer-bigint-over-int -- ordinal only ranks a handful of checks
     ordinal integer not null,
     kind text not null,
     severity text not null,
@@ -539,8 +541,8 @@ declare
     v_next text;
     v_min_observation interval;
     v_until timestamptz;
-    v_go text[] := '{}';
-    v_blockers text[] := '{}';
+    v_go text[] := '{}'::text[];
+    v_blockers text[] := '{}'::text[];
 begin
     select
         coalesce(bool_or(c.severity = 'P0' and c.status = 'fail'), false),
@@ -625,20 +627,57 @@ revoke all on function chat_v11.evaluate_gates(timestamptz, text, boolean, boole
 comment on function chat_v11.evaluate_gates(timestamptz, text, boolean, boolean, bigint, timestamptz) is
 'Gate verdict (gate_p0_ok, gate_p1_ok, rollout_decision) and the Go/No-Go blockers for a state at p_at.';
 
+-- >>> sql/0495_function_xmax_holders.sql
+-- The transaction ids that may hold a row lock: the row's xmax, and its members when it is a MultiXactId
+-- (a row locked in a subtransaction and then updated carries a MultiXactId).
+create function chat_v11.xmax_holders(p_xmax xid)
+returns setof xid
+language plpgsql
+volatile
+as $$
+begin
+    if p_xmax is null then
+        return;
+    end if;
+    return next p_xmax;
+    begin
+        return query select m.xid from pg_catalog.pg_get_multixact_members(p_xmax) as m;
+    exception when others then
+        return;  -- not a MultiXactId (or no longer one): the plain xid above is the answer
+    end;
+end
+$$;
+
+revoke all on function chat_v11.xmax_holders(xid) from public;
+comment on function chat_v11.xmax_holders(xid) is
+'Transaction ids that may hold a row lock: the xmax itself and, if it is a MultiXactId, its members.';
+
 -- >>> sql/0500_function_state_lockers.sql
 -- Describes the backends that hold (or queue ahead of us for) the rollout state row or table.
 create function chat_v11.state_lockers()
 returns text
-language sql
+language plpgsql
 volatile
 as $$
+declare
+    v_xmax xid;
+    v_lockers text;
+begin
+    -- the row's locker, if the table itself can be read (an ACCESS EXCLUSIVE holder forbids even that)
+    perform pg_catalog.set_config('lock_timeout', '50ms', true);
+    begin
+        select s.xmax into v_xmax from chat_v11.rollout_state as s;
+    exception when lock_not_available then
+        v_xmax := null;
+    end;
+
     with lockers as (
         select l.pid, l.granted, l.mode
           from pg_catalog.pg_locks as l
          where l.locktype = 'transactionid'
            and l.mode = 'ExclusiveLock'
            and l.granted
-           and l.transactionid = (select s.xmax from chat_v11.rollout_state as s)
+           and l.transactionid in (select h.x from chat_v11.xmax_holders(v_xmax) as h (x))
            and l.pid <> pg_catalog.pg_backend_pid()
         union
         select l.pid, l.granted, l.mode
@@ -663,8 +702,11 @@ as $$
         ),
         '; ' order by k.pid
     )
+      into v_lockers
       from lockers as k
-      left join pg_catalog.pg_stat_activity as a on a.pid = k.pid
+      left join pg_catalog.pg_stat_activity as a on a.pid = k.pid;
+    return v_lockers;
+end
 $$;
 
 revoke all on function chat_v11.state_lockers() from public;
@@ -672,17 +714,18 @@ comment on function chat_v11.state_lockers() is
 'Human-readable list of the backends holding or queuing for the rollout state lock (pid, user, query).';
 
 -- >>> sql/0510_function_lock_state.sql
--- Locks the rollout state row for this transaction, waiting at most the state_lock_timeout policy.
+-- Bounds this transaction's lock waits by the state_lock_timeout policy, then locks the state row.
 -- On timeout raises RO010 naming the blocking backends: a state call never hangs.
+-- Call it first: a caller that declares a chat_v11.rollout_state variable already waited for the
+-- table's rowtype (an AccessShareLock taken at block entry) with no bound. The caller restores lock_timeout.
 create function chat_v11.lock_state()
 returns chat_v11.rollout_state
 language plpgsql
 volatile
 as $$
 declare
-    v_state chat_v11.rollout_state;
+    v_state record;
     v_timeout interval := coalesce(chat_v11.policy_interval('state_lock_timeout'), interval '2 seconds');
-    v_saved text := pg_catalog.current_setting('lock_timeout');
     v_lockers text;
 begin
     perform pg_catalog.set_config(
@@ -700,14 +743,13 @@ begin
             hint = 'Retry the call. If the blocker is stuck (idle in transaction), end it with '
                 || 'SELECT pg_terminate_backend(<pid>) and retry.';
     end;
-    perform pg_catalog.set_config('lock_timeout', v_saved, true);
     return v_state;
 end
 $$;
 
 revoke all on function chat_v11.lock_state() from public;
 comment on function chat_v11.lock_state() is
-'Locks the rollout state row within state_lock_timeout or raises RO010 naming the blocking backend.';
+'Bounds lock waits by state_lock_timeout and locks the rollout state row, or raises RO010 naming the blocker.';
 
 -- >>> sql/0520_function_apply_transition.sql
 -- Writes one accepted state change: the state row, its history row, a durable commit and a NOTIFY.
@@ -991,7 +1033,9 @@ as $$
 #variable_conflict use_column
 declare
     v_reason text := chat_v11.checked_reason(p_reason);
-    v_state chat_v11.rollout_state;
+    -- record, not chat_v11.rollout_state: a rowtype variable would wait for the table unbounded
+    v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+    v_state record;
     v_gates record;
     v_now timestamptz;
     v_current_ordinal integer;
@@ -1001,7 +1045,7 @@ declare
     v_to_kill boolean;
     v_frozen boolean;
     v_note text;
-    v_new chat_v11.rollout_state;
+    v_new record;
 begin
     if p_kill_switch is null then
         raise exception using
@@ -1120,6 +1164,7 @@ begin
     if v_note is not null then
         raise notice '%', v_note;
     end if;
+    perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     return query
         select v_new.stage, t.traffic_percent, v_new.kill_switch, v_new.promotion_frozen, v_new.reason,
                v_new.changed_by, v_new.actor, v_new.changed_at, v_new.version, v_note
@@ -1158,9 +1203,11 @@ as $$
 #variable_conflict use_column
 declare
     v_reason text := chat_v11.checked_reason(p_reason);
-    v_state chat_v11.rollout_state;
+    -- record, not chat_v11.rollout_state: a rowtype variable would wait for the table unbounded
+    v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+    v_state record;
     v_gates record;
-    v_new chat_v11.rollout_state;
+    v_new record;
 begin
     v_state := chat_v11.lock_state();
     select g.* into v_gates from chat_v11.current_gates(pg_catalog.clock_timestamp()) as g;
@@ -1183,6 +1230,7 @@ begin
     v_new := chat_v11.apply_transition(
         'unfreeze', v_state.stage, false, false, v_reason, null, v_gates.snapshot, null
     );
+    perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     return query
         select v_new.stage, t.traffic_percent, v_new.kill_switch, v_new.promotion_frozen, v_new.reason,
                v_new.changed_by, v_new.actor, v_new.changed_at, v_new.version
@@ -1434,6 +1482,7 @@ insert into chat_v11.rollout_history (
     version, changed_at, changed_by, actor, action, from_stage, to_stage,
     from_kill_switch, to_kill_switch, promotion_frozen, reason
 )
-select s.version, s.changed_at, s.changed_by, s.actor, 'init', null, s.stage, null, s.kill_switch, s.promotion_frozen,
-       s.reason
-  from chat_v11.rollout_state as s;
+select
+    s.version, s.changed_at, s.changed_by, s.actor, 'init' as action, null as from_stage, s.stage,
+    null as from_kill_switch, s.kill_switch, s.promotion_frozen, s.reason
+from chat_v11.rollout_state as s;

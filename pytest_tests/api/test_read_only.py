@@ -1,0 +1,51 @@
+"""Every get function runs inside a READ ONLY transaction (so it can answer on a hot standby)."""
+
+from __future__ import annotations
+
+import pytest
+
+GETS = [
+    "select * from public.chat_get_v11_rollout_state()",
+    "select * from public.chat_get_v11_rollout_history(50)",
+    "select * from public.chat_get_v11_release_gates()",
+    "select * from public.chat_get_v11_release_gates(now() - interval '1 hour')",
+    "select * from public.chat_get_v11_gate_checks()",
+    "select * from public.chat_get_v11_gate_checks(now() - interval '1 hour')",
+    "select * from public.chat_verify_v11_history()",
+]
+
+
+@pytest.mark.parametrize("sql", GETS)
+def test_get_function_runs_in_a_read_only_transaction(conn, sql):
+    conn.execute("select * from chat_set_v11_rollout_state('off', true, 'kill')")
+    with conn.transaction():
+        conn.execute("set transaction read only")
+        rows = conn.execute(sql).fetchall()
+    assert rows
+
+
+def test_every_public_get_function_is_stable_and_covered(conn):
+    names = {
+        r[0]
+        for r in conn.execute(
+            "select p.proname from pg_proc p where p.pronamespace = 'public'::regnamespace "
+            "and p.proname ~ '^chat_(get|verify)_v11_' and p.provolatile = 's'"
+        )
+    }
+    all_gets = {
+        r[0]
+        for r in conn.execute(
+            "select proname from pg_proc where pronamespace = 'public'::regnamespace "
+            "and proname ~ '^chat_(get|verify)_v11_'"
+        )
+    }
+    assert names == all_gets
+    assert all(any(n in sql for sql in GETS) for n in all_gets)
+
+
+def test_a_write_function_fails_in_a_read_only_transaction(conn):
+    with pytest.raises(Exception) as info:
+        with conn.transaction():
+            conn.execute("set transaction read only")
+            conn.execute("select * from chat_set_v11_rollout_state('off', true, 'kill')")
+    assert info.value.diag.sqlstate == "25006"
