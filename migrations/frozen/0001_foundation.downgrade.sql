@@ -32,7 +32,8 @@ drop function public.chat_get_v11_rollout_history(integer);
 drop function public.chat_get_v11_rollout_state();
 drop schema chat_v11 cascade;
 
--- Group roles are cluster-wide: dropped only where nothing (in any database) depends on them.
+-- Group roles are cluster-wide: dropped only where nothing (in any database) depends on them and no
+-- login role was granted them (a DBA's grants are never removed silently).
 do $roles$
 declare
     v_role text;
@@ -40,6 +41,17 @@ begin
     foreach v_role in array array[
         'chat_rollout_operator', 'chat_rollout_admin', 'chat_rollout_ingest', 'chat_rollout_reader'
     ] loop
+        if exists (
+            select
+              from pg_catalog.pg_auth_members as m
+              join pg_catalog.pg_roles as g on g.oid = m.roleid
+              join pg_catalog.pg_roles as r on r.oid = m.member
+             where g.rolname = v_role
+               and r.rolname not like 'chat\_rollout\_%'
+        ) then
+            raise notice 'role % is kept: it is granted to other roles', v_role;
+            continue;
+        end if;
         begin
             execute format('drop role if exists %I', v_role);
         exception when dependent_objects_still_exist or insufficient_privilege then
