@@ -5,7 +5,12 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-READER, OPERATOR, INGEST, ADMIN = "chat_rollout_reader", "chat_rollout_operator", "chat_rollout_ingest", "chat_rollout_admin"
+READER, OPERATOR, INGEST, ADMIN = (
+    "chat_rollout_reader",
+    "chat_rollout_operator",
+    "chat_rollout_ingest",
+    "chat_rollout_admin",
+)
 NOBODY = "chat_test_nobody"
 
 # every API function, a call that is valid for it, and the group roles allowed to run it
