@@ -1,5 +1,5 @@
 -- Trigger function: refuses UPDATE, DELETE and TRUNCATE of an append-only audit table, for every role.
-create function chat_v11.refuse_history_change()
+create or replace function chat_v11.refuse_history_change()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, chat_v11, pg_temp

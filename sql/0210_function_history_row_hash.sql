@@ -1,6 +1,6 @@
 -- The hash of one history row: sha256(prev_hash || canonical row), hex.
 -- The canonical row is a JSON array in column order with changed_at in UTC, so no setting changes it.
-create function chat_v11.history_row_hash(p_row chat_v11.rollout_history)
+create or replace function chat_v11.history_row_hash(p_row chat_v11.rollout_history)
 returns text
 language sql
 stable

@@ -1,5 +1,5 @@
 -- Trigger function: links a new history row to the chain (prev_hash, hash) and keeps versions contiguous.
-create function chat_v11.chain_history_row()
+create or replace function chat_v11.chain_history_row()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, chat_v11, pg_temp

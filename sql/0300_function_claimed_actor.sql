@@ -1,5 +1,5 @@
 -- Who claims the change beside session_user: the application's chat.actor setting, or null.
-create function chat_v11.claimed_actor()
+create or replace function chat_v11.claimed_actor()
 returns text
 language sql
 stable

@@ -1,5 +1,5 @@
 -- Validates a reason (required, trimmed, 1-500 characters, any Unicode) and returns it trimmed.
-create function chat_v11.checked_reason(p_reason text)
+create or replace function chat_v11.checked_reason(p_reason text)
 returns text
 language plpgsql
 stable

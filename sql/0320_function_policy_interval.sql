@@ -1,5 +1,5 @@
 -- The value of an interval policy (p0_exit_window, state_lock_timeout, retention).
-create function chat_v11.policy_interval(p_key text)
+create or replace function chat_v11.policy_interval(p_key text)
 returns interval
 language sql
 stable

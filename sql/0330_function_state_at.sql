@@ -1,6 +1,6 @@
 -- The rollout state in force at a moment, from the history (no row: before the first history row).
 -- A moment at or after the transaction start sees the newest committed row.
-create function chat_v11.state_at(p_at timestamptz)
+create or replace function chat_v11.state_at(p_at timestamptz)
 returns table (
     stage text,
     kill_switch boolean,

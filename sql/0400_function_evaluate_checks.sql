@@ -1,7 +1,12 @@
 -- One row per release-gate check at p_at, for a given stage and kill switch (SPEC 4.5).
 -- Fail closed: this schema version stores no metric samples yet, so P0 checks are inconclusive,
 -- and P1 checks are inconclusive too unless there is no v1.1 traffic by design.
-create function chat_v11.evaluate_checks(p_at timestamptz, p_stage text, p_kill_switch boolean)
+create or replace function chat_v11.evaluate_checks(
+    p_at timestamptz,
+    p_stage text,
+    p_kill_switch boolean,
+    p_p0_window interval default null
+)
 returns table (
     metric text,
     severity text,
@@ -12,7 +17,9 @@ returns table (
     threshold numeric,
     volume numeric,
     status text,
-    explanation text
+    explanation text,
+    newest_bucket timestamptz,
+    oldest_bucket timestamptz
 )
 language sql
 stable
@@ -25,7 +32,7 @@ as $$
             when m.rule = 'threshold' then 'per cohort'
             else 'all cohorts'
         end,
-        m.window_length,
+        case when m.severity = 'P0' then coalesce(p_p0_window, m.window_length) else m.window_length end,
         null::numeric,
         m.static_baseline,
         case when m.severity = 'P0' then m.threshold end,
@@ -47,11 +54,13 @@ as $$
                 m.min_volume,
                 case when m.kind = 'rate' then 'events' else 'reported buckets' end
             )
-        end
+        end,
+        null::timestamptz,
+        null::timestamptz
       from chat_v11.metric as m
      order by m.ordinal
 $$;
 
-revoke all on function chat_v11.evaluate_checks(timestamptz, text, boolean) from public;
-comment on function chat_v11.evaluate_checks(timestamptz, text, boolean) is
+revoke all on function chat_v11.evaluate_checks(timestamptz, text, boolean, interval) from public;
+comment on function chat_v11.evaluate_checks(timestamptz, text, boolean, interval) is
 'Release-gate checks at p_at for the given stage and kill switch: pass, fail, inconclusive or not_applicable.';

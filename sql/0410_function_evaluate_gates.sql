@@ -1,5 +1,5 @@
 -- The gate verdict and the Go/No-Go of the playbook (section 9) for a given state at p_at.
-create function chat_v11.evaluate_gates(
+create or replace function chat_v11.evaluate_gates(
     p_at timestamptz,
     p_stage text,
     p_kill_switch boolean,

@@ -1,6 +1,6 @@
 -- The transaction ids that may hold a row lock: the row's xmax, and its members when it is a MultiXactId
 -- (a row locked in a subtransaction and then updated carries a MultiXactId).
-create function chat_v11.xmax_holders(p_xmax xid)
+create or replace function chat_v11.xmax_holders(p_xmax xid)
 returns setof xid
 language plpgsql
 volatile

@@ -1,5 +1,5 @@
 -- Describes the backends that hold (or queue ahead of us for) the rollout state row or table.
-create function chat_v11.state_lockers()
+create or replace function chat_v11.state_lockers()
 returns text
 language plpgsql
 volatile

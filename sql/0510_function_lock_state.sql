@@ -2,7 +2,7 @@
 -- On timeout raises RO010 naming the blocking backends: a state call never hangs.
 -- Call it first: a caller that declares a chat_v11.rollout_state variable already waited for the
 -- table's rowtype (an AccessShareLock taken at block entry) with no bound. The caller restores lock_timeout.
-create function chat_v11.lock_state()
+create or replace function chat_v11.lock_state()
 returns chat_v11.rollout_state
 language plpgsql
 volatile

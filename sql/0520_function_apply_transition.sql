@@ -1,6 +1,6 @@
 -- Writes one accepted state change: the state row, its history row, a durable commit and a NOTIFY.
 -- The caller holds the state lock (chat_v11.lock_state) and has checked every guard.
-create function chat_v11.apply_transition(
+create or replace function chat_v11.apply_transition(
     p_action text,
     p_to_stage text,
     p_to_kill_switch boolean,

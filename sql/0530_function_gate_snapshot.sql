@@ -1,5 +1,5 @@
 -- The gate verdict of the current (locked) state, as stored in a history row's gate_snapshot.
-create function chat_v11.current_gates(p_at timestamptz)
+create or replace function chat_v11.current_gates(p_at timestamptz)
 returns table (
     gate_p0_ok boolean,
     gate_p1_ok boolean,

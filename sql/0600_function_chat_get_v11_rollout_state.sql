@@ -1,5 +1,5 @@
 -- The rollout state now: stage, traffic, kill switch, freeze, who changed it, when, version.
-create function public.chat_get_v11_rollout_state()
+create or replace function public.chat_get_v11_rollout_state()
 returns table (
     stage text,
     traffic_percent numeric,

@@ -1,5 +1,5 @@
 -- The newest p_limit history rows, newest first, with their hash chain.
-create function public.chat_get_v11_rollout_history(p_limit integer default 50)
+create or replace function public.chat_get_v11_rollout_history(p_limit integer default 50)
 returns table (
     version bigint,
     changed_at timestamptz,

@@ -1,5 +1,5 @@
 -- Every release-gate check as of p_at, one row per check, with its explanation.
-create function public.chat_get_v11_gate_checks(p_at timestamptz default pg_catalog.now())
+create or replace function public.chat_get_v11_gate_checks(p_at timestamptz default pg_catalog.now())
 returns table (
     metric text,
     severity text,
@@ -17,7 +17,8 @@ stable
 security definer
 set search_path = pg_catalog, chat_v11, pg_temp
 as $$
-    select c.*
+    select c.metric, c.severity, c.scope, c."window", c.value, c.baseline, c.threshold, c.volume, c.status,
+           c.explanation
       from (select 1) as one
       left join chat_v11.state_at(coalesce(p_at, pg_catalog.now())) as h on true
      cross join lateral chat_v11.evaluate_checks(

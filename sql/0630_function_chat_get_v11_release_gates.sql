@@ -1,5 +1,5 @@
 -- The release gates as of p_at: gate_p0_ok, gate_p1_ok, rollout_decision and the Go/No-Go with blockers.
-create function public.chat_get_v11_release_gates(p_at timestamptz default pg_catalog.now())
+create or replace function public.chat_get_v11_release_gates(p_at timestamptz default pg_catalog.now())
 returns table (
     gate_p0_ok boolean,
     gate_p1_ok boolean,

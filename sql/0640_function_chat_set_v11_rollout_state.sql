@@ -1,6 +1,6 @@
 -- The playbook's control call: kill, resume, hold, rollback or promote, by its arguments (SPEC 4.6).
 -- The kill switch is never refused for red gates or a wrong stage; everything else is guarded.
-create function public.chat_set_v11_rollout_state(p_stage text, p_kill_switch boolean, p_reason text)
+create or replace function public.chat_set_v11_rollout_state(p_stage text, p_kill_switch boolean, p_reason text)
 returns table (
     stage text,
     traffic_percent numeric,

@@ -1,5 +1,5 @@
 -- Lifts the promotion freeze, only through the gate (kill switch off, gates green, no open incident).
-create function public.chat_lift_v11_freeze(p_reason text)
+create or replace function public.chat_lift_v11_freeze(p_reason text)
 returns table (
     stage text,
     traffic_percent numeric,

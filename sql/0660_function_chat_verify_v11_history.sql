@@ -1,5 +1,5 @@
 -- Walks the hash chain of the rollout history and reports the first broken version, or none.
-create function public.chat_verify_v11_history()
+create or replace function public.chat_verify_v11_history()
 returns table (
     ok boolean,
     rows_checked bigint,

@@ -1,5 +1,5 @@
 -- Changes a stage's traffic percent and minimum observation window (null keeps the current value).
-create function public.chat_set_v11_stage_settings(
+create or replace function public.chat_set_v11_stage_settings(
     p_stage text,
     p_traffic_percent numeric default null,
     p_min_observation interval default null

@@ -1,5 +1,5 @@
 -- Changes a rollout policy (auto_kill, p0_exit_window, state_lock_timeout, retention), validated per key.
-create function public.chat_set_v11_policy(p_key text, p_value jsonb)
+create or replace function public.chat_set_v11_policy(p_key text, p_value jsonb)
 returns table (
     key text,
     value jsonb,

@@ -254,7 +254,7 @@ comment on table chat_v11.config_change is
 
 -- >>> sql/0200_function_refuse_history_change.sql
 -- Trigger function: refuses UPDATE, DELETE and TRUNCATE of an append-only audit table, for every role.
-create function chat_v11.refuse_history_change()
+create or replace function chat_v11.refuse_history_change()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, chat_v11, pg_temp
@@ -275,7 +275,7 @@ comment on function chat_v11.refuse_history_change() is
 -- >>> sql/0210_function_history_row_hash.sql
 -- The hash of one history row: sha256(prev_hash || canonical row), hex.
 -- The canonical row is a JSON array in column order with changed_at in UTC, so no setting changes it.
-create function chat_v11.history_row_hash(p_row chat_v11.rollout_history)
+create or replace function chat_v11.history_row_hash(p_row chat_v11.rollout_history)
 returns text
 language sql
 stable
@@ -298,7 +298,7 @@ comment on function chat_v11.history_row_hash(chat_v11.rollout_history) is
 
 -- >>> sql/0220_function_chain_history_row.sql
 -- Trigger function: links a new history row to the chain (prev_hash, hash) and keeps versions contiguous.
-create function chat_v11.chain_history_row()
+create or replace function chat_v11.chain_history_row()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, chat_v11, pg_temp
@@ -355,7 +355,7 @@ for each statement execute function chat_v11.refuse_history_change();
 
 -- >>> sql/0300_function_claimed_actor.sql
 -- Who claims the change beside session_user: the application's chat.actor setting, or null.
-create function chat_v11.claimed_actor()
+create or replace function chat_v11.claimed_actor()
 returns text
 language sql
 stable
@@ -369,7 +369,7 @@ comment on function chat_v11.claimed_actor() is
 
 -- >>> sql/0310_function_checked_reason.sql
 -- Validates a reason (required, trimmed, 1-500 characters, any Unicode) and returns it trimmed.
-create function chat_v11.checked_reason(p_reason text)
+create or replace function chat_v11.checked_reason(p_reason text)
 returns text
 language plpgsql
 stable
@@ -398,7 +398,7 @@ comment on function chat_v11.checked_reason(text) is
 
 -- >>> sql/0320_function_policy_interval.sql
 -- The value of an interval policy (p0_exit_window, state_lock_timeout, retention).
-create function chat_v11.policy_interval(p_key text)
+create or replace function chat_v11.policy_interval(p_key text)
 returns interval
 language sql
 stable
@@ -413,7 +413,7 @@ comment on function chat_v11.policy_interval(text) is
 -- >>> sql/0330_function_state_at.sql
 -- The rollout state in force at a moment, from the history (no row: before the first history row).
 -- A moment at or after the transaction start sees the newest committed row.
-create function chat_v11.state_at(p_at timestamptz)
+create or replace function chat_v11.state_at(p_at timestamptz)
 returns table (
     stage text,
     kill_switch boolean,
@@ -451,7 +451,12 @@ comment on function chat_v11.state_at(timestamptz) is
 -- One row per release-gate check at p_at, for a given stage and kill switch (SPEC 4.5).
 -- Fail closed: this schema version stores no metric samples yet, so P0 checks are inconclusive,
 -- and P1 checks are inconclusive too unless there is no v1.1 traffic by design.
-create function chat_v11.evaluate_checks(p_at timestamptz, p_stage text, p_kill_switch boolean)
+create or replace function chat_v11.evaluate_checks(
+    p_at timestamptz,
+    p_stage text,
+    p_kill_switch boolean,
+    p_p0_window interval default null
+)
 returns table (
     metric text,
     severity text,
@@ -462,7 +467,9 @@ returns table (
     threshold numeric,
     volume numeric,
     status text,
-    explanation text
+    explanation text,
+    newest_bucket timestamptz,
+    oldest_bucket timestamptz
 )
 language sql
 stable
@@ -475,7 +482,7 @@ as $$
             when m.rule = 'threshold' then 'per cohort'
             else 'all cohorts'
         end,
-        m.window_length,
+        case when m.severity = 'P0' then coalesce(p_p0_window, m.window_length) else m.window_length end,
         null::numeric,
         m.static_baseline,
         case when m.severity = 'P0' then m.threshold end,
@@ -497,18 +504,20 @@ as $$
                 m.min_volume,
                 case when m.kind = 'rate' then 'events' else 'reported buckets' end
             )
-        end
+        end,
+        null::timestamptz,
+        null::timestamptz
       from chat_v11.metric as m
      order by m.ordinal
 $$;
 
-revoke all on function chat_v11.evaluate_checks(timestamptz, text, boolean) from public;
-comment on function chat_v11.evaluate_checks(timestamptz, text, boolean) is
+revoke all on function chat_v11.evaluate_checks(timestamptz, text, boolean, interval) from public;
+comment on function chat_v11.evaluate_checks(timestamptz, text, boolean, interval) is
 'Release-gate checks at p_at for the given stage and kill switch: pass, fail, inconclusive or not_applicable.';
 
 -- >>> sql/0410_function_evaluate_gates.sql
 -- The gate verdict and the Go/No-Go of the playbook (section 9) for a given state at p_at.
-create function chat_v11.evaluate_gates(
+create or replace function chat_v11.evaluate_gates(
     p_at timestamptz,
     p_stage text,
     p_kill_switch boolean,
@@ -630,7 +639,7 @@ comment on function chat_v11.evaluate_gates(timestamptz, text, boolean, boolean,
 -- >>> sql/0495_function_xmax_holders.sql
 -- The transaction ids that may hold a row lock: the row's xmax, and its members when it is a MultiXactId
 -- (a row locked in a subtransaction and then updated carries a MultiXactId).
-create function chat_v11.xmax_holders(p_xmax xid)
+create or replace function chat_v11.xmax_holders(p_xmax xid)
 returns setof xid
 language plpgsql
 volatile
@@ -654,7 +663,7 @@ comment on function chat_v11.xmax_holders(xid) is
 
 -- >>> sql/0500_function_state_lockers.sql
 -- Describes the backends that hold (or queue ahead of us for) the rollout state row or table.
-create function chat_v11.state_lockers()
+create or replace function chat_v11.state_lockers()
 returns text
 language plpgsql
 volatile
@@ -718,7 +727,7 @@ comment on function chat_v11.state_lockers() is
 -- On timeout raises RO010 naming the blocking backends: a state call never hangs.
 -- Call it first: a caller that declares a chat_v11.rollout_state variable already waited for the
 -- table's rowtype (an AccessShareLock taken at block entry) with no bound. The caller restores lock_timeout.
-create function chat_v11.lock_state()
+create or replace function chat_v11.lock_state()
 returns chat_v11.rollout_state
 language plpgsql
 volatile
@@ -754,7 +763,7 @@ comment on function chat_v11.lock_state() is
 -- >>> sql/0520_function_apply_transition.sql
 -- Writes one accepted state change: the state row, its history row, a durable commit and a NOTIFY.
 -- The caller holds the state lock (chat_v11.lock_state) and has checked every guard.
-create function chat_v11.apply_transition(
+create or replace function chat_v11.apply_transition(
     p_action text,
     p_to_stage text,
     p_to_kill_switch boolean,
@@ -819,7 +828,7 @@ comment on function chat_v11.apply_transition(text, text, boolean, boolean, text
 
 -- >>> sql/0530_function_gate_snapshot.sql
 -- The gate verdict of the current (locked) state, as stored in a history row's gate_snapshot.
-create function chat_v11.current_gates(p_at timestamptz)
+create or replace function chat_v11.current_gates(p_at timestamptz)
 returns table (
     gate_p0_ok boolean,
     gate_p1_ok boolean,
@@ -856,7 +865,7 @@ comment on function chat_v11.current_gates(timestamptz) is
 
 -- >>> sql/0600_function_chat_get_v11_rollout_state.sql
 -- The rollout state now: stage, traffic, kill switch, freeze, who changed it, when, version.
-create function public.chat_get_v11_rollout_state()
+create or replace function public.chat_get_v11_rollout_state()
 returns table (
     stage text,
     traffic_percent numeric,
@@ -887,7 +896,7 @@ comment on function public.chat_get_v11_rollout_state() is
 
 -- >>> sql/0610_function_chat_get_v11_rollout_history.sql
 -- The newest p_limit history rows, newest first, with their hash chain.
-create function public.chat_get_v11_rollout_history(p_limit integer default 50)
+create or replace function public.chat_get_v11_rollout_history(p_limit integer default 50)
 returns table (
     version bigint,
     changed_at timestamptz,
@@ -937,7 +946,7 @@ comment on function public.chat_get_v11_rollout_history(integer) is
 
 -- >>> sql/0620_function_chat_get_v11_gate_checks.sql
 -- Every release-gate check as of p_at, one row per check, with its explanation.
-create function public.chat_get_v11_gate_checks(p_at timestamptz default pg_catalog.now())
+create or replace function public.chat_get_v11_gate_checks(p_at timestamptz default pg_catalog.now())
 returns table (
     metric text,
     severity text,
@@ -955,7 +964,8 @@ stable
 security definer
 set search_path = pg_catalog, chat_v11, pg_temp
 as $$
-    select c.*
+    select c.metric, c.severity, c.scope, c."window", c.value, c.baseline, c.threshold, c.volume, c.status,
+           c.explanation
       from (select 1) as one
       left join chat_v11.state_at(coalesce(p_at, pg_catalog.now())) as h on true
      cross join lateral chat_v11.evaluate_checks(
@@ -971,7 +981,7 @@ comment on function public.chat_get_v11_gate_checks(timestamptz) is
 
 -- >>> sql/0630_function_chat_get_v11_release_gates.sql
 -- The release gates as of p_at: gate_p0_ok, gate_p1_ok, rollout_decision and the Go/No-Go with blockers.
-create function public.chat_get_v11_release_gates(p_at timestamptz default pg_catalog.now())
+create or replace function public.chat_get_v11_release_gates(p_at timestamptz default pg_catalog.now())
 returns table (
     gate_p0_ok boolean,
     gate_p1_ok boolean,
@@ -1012,7 +1022,7 @@ comment on function public.chat_get_v11_release_gates(timestamptz) is
 -- >>> sql/0640_function_chat_set_v11_rollout_state.sql
 -- The playbook's control call: kill, resume, hold, rollback or promote, by its arguments (SPEC 4.6).
 -- The kill switch is never refused for red gates or a wrong stage; everything else is guarded.
-create function public.chat_set_v11_rollout_state(p_stage text, p_kill_switch boolean, p_reason text)
+create or replace function public.chat_set_v11_rollout_state(p_stage text, p_kill_switch boolean, p_reason text)
 returns table (
     stage text,
     traffic_percent numeric,
@@ -1183,7 +1193,7 @@ comment on function public.chat_set_v11_rollout_state(text, boolean, text) is
 
 -- >>> sql/0650_function_chat_lift_v11_freeze.sql
 -- Lifts the promotion freeze, only through the gate (kill switch off, gates green, no open incident).
-create function public.chat_lift_v11_freeze(p_reason text)
+create or replace function public.chat_lift_v11_freeze(p_reason text)
 returns table (
     stage text,
     traffic_percent numeric,
@@ -1247,7 +1257,7 @@ comment on function public.chat_lift_v11_freeze(text) is
 
 -- >>> sql/0660_function_chat_verify_v11_history.sql
 -- Walks the hash chain of the rollout history and reports the first broken version, or none.
-create function public.chat_verify_v11_history()
+create or replace function public.chat_verify_v11_history()
 returns table (
     ok boolean,
     rows_checked bigint,
@@ -1313,7 +1323,7 @@ comment on function public.chat_verify_v11_history() is
 
 -- >>> sql/0670_function_chat_set_v11_stage_settings.sql
 -- Changes a stage's traffic percent and minimum observation window (null keeps the current value).
-create function public.chat_set_v11_stage_settings(
+create or replace function public.chat_set_v11_stage_settings(
     p_stage text,
     p_traffic_percent numeric default null,
     p_min_observation interval default null
@@ -1395,7 +1405,7 @@ comment on function public.chat_set_v11_stage_settings(text, numeric, interval) 
 
 -- >>> sql/0680_function_chat_set_v11_policy.sql
 -- Changes a rollout policy (auto_kill, p0_exit_window, state_lock_timeout, retention), validated per key.
-create function public.chat_set_v11_policy(p_key text, p_value jsonb)
+create or replace function public.chat_set_v11_policy(p_key text, p_value jsonb)
 returns table (
     key text,
     value jsonb,
