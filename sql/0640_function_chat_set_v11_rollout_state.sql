@@ -34,6 +34,7 @@ declare
     v_frozen boolean;
     v_note text;
     v_new record;
+    v_exit_failures text[];
 begin
     if p_kill_switch is null then
         raise exception using
@@ -94,6 +95,16 @@ begin
                                              'none')),
                     hint = format('Keep the kill switch on until every P0 check has passed for %s '
                                   '(policy p0_exit_window); watch chat_get_v11_gate_checks().',
+                                  chat_v11.policy_interval('p0_exit_window'));
+            end if;
+            v_exit_failures := chat_v11.p0_exit_failures(v_now);
+            if pg_catalog.cardinality(v_exit_failures) > 0 then
+                raise exception using
+                    errcode = 'RO007',
+                    message = 'resume refused: the P0 exit criteria do not hold over the exit window',
+                    detail = array_to_string(v_exit_failures, '; '),
+                    hint = format('Keep the kill switch on until every P0 check has passed for %s with samples '
+                                  'covering it (policy p0_exit_window); watch chat_get_v11_gate_checks().',
                                   chat_v11.policy_interval('p0_exit_window'));
             end if;
             v_action := 'resume';

@@ -13,17 +13,21 @@ import time
 
 import psycopg
 import pytest
+from alembic.script import ScriptDirectory
 from rich.console import Console
 from typer.testing import CliRunner
 
 from chat_rollout import cli
 from chat_rollout import server as server_module
 from chat_rollout.demo import run_demo
+from chat_rollout.migrate import alembic_config
 from chat_rollout.server import ServerUnavailable
 from pytest_tests.conftest import drop_database
 from pytest_tests.helpers import history, set_state, state
 
 runner = CliRunner()
+
+HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
 def invoke(args: list[str], url: str, **env: str | None):
@@ -211,14 +215,14 @@ def test_migrate_creates_the_database_and_reports_the_revision(pg_server):
         result = invoke(["migrate", "--database", name], pg_server.url)
         assert result.exit_code == 0, result.output
         assert f"created database {name}" in result.output
-        assert "is at alembic revision 0001" in result.output
+        assert f"is at alembic revision {HEAD}" in result.output
         with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
             s = state(conn)
             assert (s["stage"], s["version"]) == ("off", 1)
         again = invoke(["migrate", "--database", name], pg_server.url)
         assert again.exit_code == 0, again.output
         assert "created database" not in again.output
-        assert "is at alembic revision 0001" in again.output
+        assert f"is at alembic revision {HEAD}" in again.output
     finally:
         drop_database(pg_server, name)
 

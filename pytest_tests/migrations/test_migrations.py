@@ -20,7 +20,7 @@ from pytest_tests.migrations.catalog import assert_same_catalog, catalog_diff, c
 
 SQL_DIR = PROJECT_ROOT / "sql"
 FROZEN_DIR = PROJECT_ROOT / "migrations" / "frozen"
-HEAD = "0001"
+HEAD = "0002"
 _names = itertools.count(1)
 
 
@@ -317,3 +317,34 @@ def test_downgrade_keeps_group_roles_granted_to_login_roles(empty_db):
             "select has_function_privilege('chat_test_alice', 'chat_set_v11_rollout_state(text,boolean,text)', "
             "'execute')"
         ).fetchone()[0]
+
+
+def test_upgrade_0001_to_0002_keeps_history_and_the_0002_downgrade_guards_samples(empty_db):
+    _, url = empty_db
+    migrate.upgrade(url, "0001")
+    with psycopg.connect(url, autocommit=True) as conn:
+        set_state(conn, "off", False, "hold before the metrics release")
+        history_before = history(conn)
+    migrate.upgrade(url, "0002")
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert history(conn) == history_before
+        assert conn.execute("select ok from chat_verify_v11_history()").fetchone()[0] is True
+        conn.execute(
+            "select chat_put_v11_metric_samples('[{\"metric\": \"full_state_rate\", \"cohort\": \"control\", "
+            "\"bucket_start\": \"2026-01-01T00:00:00Z\", \"numerator\": 1, \"denominator\": 10}]')"
+        )
+    with pytest.raises((psycopg.Error, sqlalchemy.exc.DBAPIError)) as info:
+        migrate.downgrade(url, "0001")
+    assert psycopg_error(info.value).sqlstate == "RO013"
+    assert alembic_version(url) == ["0002"]
+    migrate.downgrade(url, "0001", drop_data=True)
+    assert alembic_version(url) == ["0001"]
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert history(conn) == history_before
+        assert conn.execute("select to_regclass('chat_v11.metric_sample')").fetchone()[0] is None
+        assert conn.execute("select to_regprocedure('chat_put_v11_metric_samples(jsonb)')").fetchone()[0] is None
+        # the 0001 functions are back: the gates fail closed without a sample store
+        explanation = conn.execute(
+            "select explanation from chat_get_v11_gate_checks() where metric = 'ack_without_receipt_10s_rate'"
+        ).fetchone()[0]
+        assert "stores no metric samples yet" in explanation

@@ -24,9 +24,12 @@ API = [
     ("select * from chat_lift_v11_freeze('lift')", {OPERATOR}),
     ("select * from chat_set_v11_stage_settings('canary_1', 2, '45 minutes')", {ADMIN}),
     ("select * from chat_set_v11_policy('state_lock_timeout', '\"3 seconds\"')", {ADMIN}),
+    ("select * from chat_set_v11_metric_rule('full_state_rate', '{\"factor\": 2}')", {ADMIN}),
+    ("select chat_put_v11_metric_samples('[]')", {INGEST}),
+    ("select * from chat_run_v11_guardrails()", {INGEST}),
 ]
 ROLES = [READER, OPERATOR, INGEST, ADMIN, NOBODY]
-TABLES = ["stage", "policy", "metric", "rollout_state", "rollout_history", "config_change"]
+TABLES = ["stage", "policy", "metric", "rollout_state", "rollout_history", "config_change", "metric_sample"]
 
 
 def as_role(conn, role: str, sql: str) -> str | None:

@@ -1,0 +1,42 @@
+"""Sample builders for the ingestion and guardrail tests."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from chat_rollout import scenarios
+
+P0_RATES = [
+    "ack_without_receipt_10s_rate",
+    "timeline_duplicate_detected_rate",
+    "read_rollback_detected_rate",
+    "send_stall_rate",
+]
+
+
+def iso(t) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
+def sample(metric: str, cohort: str, at, numerator=0, denominator=1000, value=None) -> dict:
+    s = {"metric": metric, "cohort": cohort, "bucket_start": iso(at)}
+    if metric == "recovery_p95_ms":
+        s["value"] = 800.0 if value is None else value
+    elif metric == "pending_forever_count":
+        s["numerator"] = numerator
+    else:
+        s["numerator"], s["denominator"] = numerator, denominator
+    return s
+
+
+def put(conn, samples: list[dict]) -> int:
+    return conn.execute("select chat_put_v11_metric_samples(%s::jsonb)", (json.dumps(samples),)).fetchone()[0]
+
+
+def healthy(conn, minutes: int = 60, end_offset: timedelta = timedelta(0)) -> None:
+    """Healthy traffic in both cohorts over the last `minutes`, through the public path."""
+    scenario = scenarios.load("healthy_canary")
+    anchor = scenarios.anchor_now() + end_offset
+    samples = [s for s in scenario.samples(anchor) if s["bucket_start"] >= iso(anchor - timedelta(minutes=minutes))]
+    scenarios.write_samples(conn, samples)

@@ -1,0 +1,28 @@
+-- Metric samples: one 10-second bucket per (metric, cohort), replaced when re-sent (SPEC 4.4).
+create table chat_v11.metric_sample (
+    metric text not null,
+    cohort text not null,
+    bucket_start timestamptz not null,
+    numerator bigint,
+    denominator bigint,
+    value double precision,
+    written_at timestamptz not null default pg_catalog.clock_timestamp(),
+    constraint metric_sample_pkey primary key (metric, cohort, bucket_start),
+    constraint metric_sample_cohort_valid check (cohort in ('canary', 'control')),
+    constraint metric_sample_bucket_aligned check (
+        pg_catalog.date_trunc('second', bucket_start) = bucket_start
+        and extract(second from bucket_start)::integer % 10 = 0
+    ),
+    constraint metric_sample_counts_valid check (
+        (numerator is null or numerator >= 0)
+        and (denominator is null or denominator >= 0)
+        and (numerator is null or denominator is null or numerator <= denominator)
+    ),
+    constraint metric_sample_value_valid check (
+        value is null or (value >= 0 and value < 'Infinity'::double precision)
+    )
+);
+
+comment on table chat_v11.metric_sample is
+'10-second metric buckets per cohort (canary = v1.1 traffic, control = the rest). '
+'Write with public.chat_put_v11_metric_samples(); a re-sent bucket replaces the stored one.';
