@@ -19,11 +19,15 @@ $guard$;
 
 drop function public.chat_run_v11_guardrails();
 drop function public.chat_put_v11_metric_samples(jsonb);
+drop function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[]);
+drop function chat_v11.put_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[]);
+drop function chat_v11.reject_sample(bigint, bigint, text, text, text);
+drop function chat_v11.sample_shape_problem(jsonb);
 drop function public.chat_set_v11_metric_rule(text, jsonb);
 drop function chat_v11.p0_exit_failures(timestamptz);
 drop function chat_v11.auto_kill(timestamptz, text);
 drop function chat_v11.is_timestamptz(text);
-drop function chat_v11.sample_problem(jsonb, text, timestamptz);
+drop function chat_v11.sample_problem(text, text, text, timestamptz, bigint, bigint, double precision, timestamptz);
 drop function chat_v11.cohort_window(text, text, timestamptz, timestamptz);
 drop function chat_v11.normal_cdf(double precision);
 drop table chat_v11.metric_sample;

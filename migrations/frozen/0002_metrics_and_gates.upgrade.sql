@@ -83,81 +83,115 @@ comment on function chat_v11.cohort_window(text, text, timestamptz, timestamptz)
 'Sum of numerators and denominators, bucket count, newest/oldest bucket and median value of one metric '
 'and cohort over (p_from, p_to].';
 
--- >>> sql/0370_function_sample_problem.sql
--- What is wrong with one metric sample of an ingestion batch, or null when nothing is (SPEC 4.4).
--- Returns the project SQLSTATE and the problem in words; p_kind is the metric's kind (null: unknown).
-create or replace function chat_v11.sample_problem(p_sample jsonb, p_kind text, p_now timestamptz)
+-- >>> sql/0370_function_sample_shape_problem.sql
+-- What is wrong with the JSON shape of one ingestion sample, or no row when its fields can be read:
+-- an object with known keys, a string metric and cohort, an ISO 8601 bucket_start with an offset,
+-- whole non-negative counts and a finite value, all as JSON numbers (SPEC 4.4).
+create or replace function chat_v11.sample_shape_problem(p_sample jsonb)
 returns table (code text, problem text)
 language sql
-stable
+immutable
 as $$
     with f as (
         select
             pg_catalog.jsonb_typeof(p_sample) as t,
             pg_catalog.jsonb_typeof(p_sample -> 'metric') as t_metric,
+            pg_catalog.jsonb_typeof(p_sample -> 'cohort') as t_cohort,
             pg_catalog.jsonb_typeof(p_sample -> 'bucket_start') as t_bucket,
             pg_catalog.jsonb_typeof(p_sample -> 'numerator') as t_num,
             pg_catalog.jsonb_typeof(p_sample -> 'denominator') as t_den,
-            pg_catalog.jsonb_typeof(p_sample -> 'value') as t_value,
-            p_sample ->> 'cohort' as cohort,
-            p_sample ->> 'bucket_start' as bucket
+            pg_catalog.jsonb_typeof(p_sample -> 'value') as t_value
     ),
     checks as (
         select case
-            when f.t is distinct from 'object' then 'RO022:the sample is not a JSON object'
+            when f.t is distinct from 'object' then 'the sample is not a JSON object'
             when exists (
                 select from pg_catalog.jsonb_object_keys(p_sample) as k (key)
                  where k.key not in ('metric', 'cohort', 'bucket_start', 'numerator', 'denominator', 'value')
-            ) then 'RO022:unknown key ' || (
+            ) then 'unknown key ' || (
                 select pg_catalog.string_agg(pg_catalog.quote_literal(k.key), ', ')
                   from pg_catalog.jsonb_object_keys(p_sample) as k (key)
                  where k.key not in ('metric', 'cohort', 'bucket_start', 'numerator', 'denominator', 'value')
             )
-            when f.t_metric is distinct from 'string' then 'RO022:metric must be a JSON string'
-            when p_kind is null then 'RO021:unknown metric ' || pg_catalog.quote_literal(p_sample ->> 'metric')
-            when f.cohort is null or f.cohort not in ('canary', 'control')
-                then 'RO022:cohort must be "canary" or "control"'
+            when f.t_metric is distinct from 'string' then 'metric must be a JSON string'
+            when f.t_cohort is distinct from 'string' then 'cohort must be a JSON string: "canary" or "control"'
             when f.t_bucket is distinct from 'string'
-                 or f.bucket !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}(:?\d{2})?)$'
-                then 'RO022:bucket_start must be an ISO 8601 timestamp with an offset, e.g. 2026-11-26T10:00:10Z'
+                 or (p_sample ->> 'bucket_start')
+                 !~ '^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|z|[+-]\d{2}(:?\d{2})?)$'
+                then 'bucket_start must be an ISO 8601 timestamp with an offset, e.g. 2026-11-26T10:00:10Z'
             when f.t_num not in ('number', 'null') or f.t_den not in ('number', 'null')
                  or f.t_value not in ('number', 'null')
-                then 'RO022:numerator, denominator and value must be JSON numbers (NaN and Infinity are not)'
+                then 'numerator, denominator and value must be JSON numbers (NaN and Infinity are not)'
             when (p_sample ->> 'numerator')::numeric < 0 or (p_sample ->> 'denominator')::numeric < 0
-                then 'RO022:negative count'
+                then 'negative count'
             when (p_sample ->> 'numerator')::numeric <> pg_catalog.trunc((p_sample ->> 'numerator')::numeric)
                  or (p_sample ->> 'denominator')::numeric <> pg_catalog.trunc((p_sample ->> 'denominator')::numeric)
-                then 'RO022:numerator and denominator are counts: whole numbers'
+                then 'numerator and denominator are counts: whole numbers'
             when (p_sample ->> 'numerator')::numeric > 9223372036854775807
                  or (p_sample ->> 'denominator')::numeric > 9223372036854775807
-                then 'RO022:count out of range'
-            when p_kind = 'rate' and (f.t_num is distinct from 'number' or f.t_den is distinct from 'number')
-                then 'RO022:a rate needs numerator and denominator'
-            when p_kind = 'rate' and (p_sample ->> 'numerator')::numeric > (p_sample ->> 'denominator')::numeric
-                then 'RO022:numerator is greater than denominator'
-            when p_kind = 'count' and f.t_num is distinct from 'number'
-                then 'RO022:a count needs numerator'
-            when p_kind = 'latency_ms' and f.t_value is distinct from 'number'
-                then 'RO022:a latency needs value (milliseconds)'
-            when (p_sample ->> 'value')::numeric < 0 or (p_sample ->> 'value')::numeric > 1e12
-                then 'RO022:value must be between 0 and 1e12'
-            when pg_catalog.date_trunc('second', f.bucket::timestamptz) <> f.bucket::timestamptz
-                 or extract(second from f.bucket::timestamptz)::integer % 10 <> 0
-                then 'RO023:bucket_start is not aligned to 10 seconds'
-            when f.bucket::timestamptz > p_now + interval '5 minutes'
-                then 'RO024:bucket_start is more than 5 minutes in the future'
-        end as verdict
+                then 'count out of range'
+            when abs((p_sample ->> 'value')::numeric) > 1e12
+                then 'value must be between 0 and 1e12'
+        end as problem
           from f
     )
-    select pg_catalog.split_part(c.verdict, ':', 1), pg_catalog.substr(c.verdict, 7)
-      from checks as c
-     where c.verdict is not null
+    select 'RO022', c.problem from checks as c where c.problem is not null
 $$;
 
-revoke all on function chat_v11.sample_problem(jsonb, text, timestamptz) from public;
-comment on function chat_v11.sample_problem(jsonb, text, timestamptz) is
-'The SQLSTATE and problem of one ingestion sample (unknown metric or key, wrong JSON types, NaN, negative '
-'counts, numerator > denominator, misaligned or future bucket), or no row when the sample is valid.';
+revoke all on function chat_v11.sample_shape_problem(jsonb) from public;
+comment on function chat_v11.sample_shape_problem(jsonb) is
+'The JSON-shape problem of one ingestion sample (not an object, unknown key, wrong JSON type, NaN, '
+'fractional or out-of-range count), or no row when its fields can be read as typed values.';
+
+-- >>> sql/0375_function_sample_problem.sql
+-- What is wrong with one typed metric sample, or no row when it may be stored (SPEC 4.4):
+-- unknown metric (RO021), wrong cohort, negative or missing counts, numerator > denominator, NaN or
+-- Infinity (RO022), bucket not aligned to 10 s (RO023), more than 5 minutes in the future (RO024).
+create or replace function chat_v11.sample_problem(
+    p_kind text,
+    p_metric text,
+    p_cohort text,
+    p_bucket_start timestamptz,
+    p_numerator bigint,
+    p_denominator bigint,
+    p_value double precision,
+    p_now timestamptz
+)
+returns table (code text, problem text)
+language sql
+stable
+as $$
+    select pg_catalog.split_part(v.verdict, ':', 1), pg_catalog.substr(v.verdict, 7)
+      from (
+          select case
+              when p_kind is null then 'RO021:unknown metric ' || coalesce(pg_catalog.quote_literal(p_metric), 'null')
+              when p_cohort is null or p_cohort not in ('canary', 'control')
+                  then 'RO022:cohort must be "canary" or "control"'
+              when p_bucket_start is null then 'RO022:bucket_start is missing'
+              when p_bucket_start in ('infinity', '-infinity') then 'RO022:bucket_start must be a finite timestamp'
+              when p_numerator < 0 or p_denominator < 0 then 'RO022:negative count'
+              when p_kind = 'rate' and (p_numerator is null or p_denominator is null)
+                  then 'RO022:a rate needs numerator and denominator'
+              when p_kind = 'rate' and p_numerator > p_denominator
+                  then 'RO022:numerator is greater than denominator'
+              when p_kind = 'count' and p_numerator is null then 'RO022:a count needs numerator'
+              when p_kind = 'latency_ms' and p_value is null then 'RO022:a latency needs value (milliseconds)'
+              when p_value in ('NaN', 'Infinity', '-Infinity') then 'RO022:value must be a finite number'
+              when p_value < 0 or p_value > 1e12 then 'RO022:value must be between 0 and 1e12'
+              when pg_catalog.date_trunc('second', p_bucket_start) <> p_bucket_start
+                   or extract(second from p_bucket_start)::integer % 10 <> 0
+                  then 'RO023:bucket_start is not aligned to 10 seconds'
+              when p_bucket_start > p_now + interval '5 minutes'
+                  then 'RO024:bucket_start is more than 5 minutes in the future'
+          end as verdict
+      ) as v
+     where v.verdict is not null
+$$;
+
+revoke all on function chat_v11.sample_problem(text, text, text, timestamptz, bigint, bigint, double precision, timestamptz)
+    from public;
+comment on function chat_v11.sample_problem(text, text, text, timestamptz, bigint, bigint, double precision, timestamptz) is
+'The SQLSTATE and problem of one typed ingestion sample, or no row when it may be stored.';
 
 -- >>> sql/0380_function_is_timestamptz.sql
 -- True when a text is a valid timestamptz (used only to name a malformed sample).
@@ -177,6 +211,36 @@ $$;
 revoke all on function chat_v11.is_timestamptz(text) from public;
 comment on function chat_v11.is_timestamptz(text) is
 'True when the text casts to timestamptz (slow path of sample validation).';
+
+-- >>> sql/0385_function_reject_sample.sql
+-- Raises the refusal of a whole ingestion batch for its first bad sample (named by position).
+create or replace function chat_v11.reject_sample(
+    p_ord bigint, p_total bigint, p_code text, p_problem text, p_sample text
+)
+returns void
+language plpgsql
+stable
+as $$
+begin
+    raise exception using
+        errcode = p_code,
+        message = format('sample %s of %s rejected: %s', p_ord, p_total, p_problem),
+        detail = format('Sample %s: %s. Nothing was written.', p_ord, pg_catalog.left(p_sample, 300)),
+        hint = case p_code
+            when 'RO021' then 'Use a metric of the catalog: ' || (
+                select pg_catalog.string_agg(m.metric, ', ' order by m.ordinal) from chat_v11.metric as m)
+            when 'RO023' then 'Round bucket_start down to a multiple of 10 seconds.'
+            when 'RO024' then 'Check the writer''s clock: buckets may be at most 5 minutes ahead of the server.'
+            when 'RO025' then 'Send each (metric, cohort, bucket_start) once per batch.'
+            else 'Fix the sample and send the whole batch again; samples are '
+                || '{metric, cohort, bucket_start, numerator, denominator, value}.'
+        end;
+end
+$$;
+
+revoke all on function chat_v11.reject_sample(bigint, bigint, text, text, text) from public;
+comment on function chat_v11.reject_sample(bigint, bigint, text, text, text) is
+'Raises the refusal of an ingestion batch naming its first bad sample (SQLSTATE RO021-RO025).';
 
 -- >>> sql/0400_function_evaluate_checks.sql
 -- One row per release-gate check at p_at for a given stage and kill switch (SPEC 4.5).
@@ -483,6 +547,92 @@ comment on function chat_v11.p0_exit_failures(timestamptz) is
 'What keeps the P0 exit criteria from holding at p_at: a P0 check failing or inconclusive over the exit '
 'window, or samples not covering it. Empty when a controlled resume may go ahead.';
 
+-- >>> sql/0560_function_put_samples.sql
+-- Validates and stores a batch of typed samples (parallel arrays, position = sample number), all or
+-- nothing; then judges any P0 event of the batch at once (chat_v11.auto_kill). Returns the count written.
+create or replace function chat_v11.put_samples(
+    p_metric text[],
+    p_cohort text[],
+    p_bucket_start timestamptz[],
+    p_numerator bigint[],
+    p_denominator bigint[],
+    p_value double precision[]
+)
+returns integer
+language plpgsql
+volatile
+as $$
+declare
+    v_now timestamptz := pg_catalog.clock_timestamp();
+    v_total integer := coalesce(pg_catalog.cardinality(p_metric), 0);
+    v_bad record;
+    v_written integer;
+    v_evidence timestamptz;
+begin
+    -- VALIDATE: the first bad sample by position, then a bucket sent twice
+    select x.ord, p.code, p.problem,
+           pg_catalog.json_build_object('metric', x.metric, 'cohort', x.cohort, 'bucket_start', x.bucket_start,
+                                        'numerator', x.numerator, 'denominator', x.denominator,
+                                        'value', x.value)::text as sample
+      into v_bad
+      from unnest(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value)
+               with ordinality as x (metric, cohort, bucket_start, numerator, denominator, value, ord)
+      left join chat_v11.metric as m on m.metric = x.metric
+     cross join lateral chat_v11.sample_problem(
+         m.kind, x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value, v_now
+     ) as p
+     order by x.ord
+     limit 1;
+    if v_bad.ord is null then
+        select d.ord, 'RO025' as code,
+               format('it repeats metric, cohort and bucket_start of sample %s', d.first_ord) as problem,
+               pg_catalog.json_build_object('metric', d.metric, 'cohort', d.cohort,
+                                            'bucket_start', d.bucket_start)::text as sample
+          into v_bad
+          from (
+              select x.ord, x.metric, x.cohort, x.bucket_start,
+                     pg_catalog.min(x.ord) over (partition by x.metric, x.cohort, x.bucket_start) as first_ord
+                from unnest(p_metric, p_cohort, p_bucket_start) with ordinality as x (metric, cohort, bucket_start, ord)
+          ) as d
+         where d.ord <> d.first_ord
+         order by d.ord
+         limit 1;
+    end if;
+    if v_bad.ord is not null then
+        perform chat_v11.reject_sample(v_bad.ord, v_total, v_bad.code, v_bad.problem, v_bad.sample);
+    end if;
+
+    -- WRITE: idempotent, a re-sent bucket replaces the stored one
+    insert into chat_v11.metric_sample as s (metric, cohort, bucket_start, numerator, denominator, value)
+    select x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value
+      from unnest(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value)
+               as x (metric, cohort, bucket_start, numerator, denominator, value)
+        on conflict (metric, cohort, bucket_start) do update
+       set numerator = excluded.numerator,
+           denominator = excluded.denominator,
+           value = excluded.value,
+           written_at = excluded.written_at;
+    get diagnostics v_written = row_count;
+
+    -- GUARD: a P0 event in this batch is judged now, at the newest bucket that carries one
+    select pg_catalog.max(x.bucket_start)
+      into v_evidence
+      from unnest(p_metric, p_bucket_start, p_numerator) as x (metric, bucket_start, numerator)
+      join chat_v11.metric as m on m.metric = x.metric
+     where m.severity = 'P0' and x.numerator > 0;
+    if v_evidence is not null then
+        perform chat_v11.auto_kill(v_evidence, 'ingestion');
+    end if;
+    return v_written;
+end
+$$;
+
+revoke all on function chat_v11.put_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[])
+    from public;
+comment on function chat_v11.put_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[]) is
+'Validates and stores typed samples all or nothing (a bad sample raises RO021-RO025 naming its position), '
+'then judges P0 events of the batch at once (auto_kill). Returns the number of samples written.';
+
 -- >>> sql/0640_function_chat_set_v11_rollout_state.sql
 -- The playbook's control call: kill, resume, hold, rollback or promote, by its arguments (SPEC 4.6).
 -- The kill switch is never refused for red gates or a wrong stage; everything else is guarded.
@@ -783,10 +933,14 @@ security definer
 set search_path = pg_catalog, chat_v11, pg_temp
 as $$
 declare
-    v_now timestamptz := pg_catalog.clock_timestamp();
     v_bad record;
-    v_written integer;
-    v_evidence timestamptz;
+    v_total integer;
+    v_metric text[];
+    v_cohort text[];
+    v_bucket timestamptz[];
+    v_numerator bigint[];
+    v_denominator bigint[];
+    v_value double precision[];
 begin
     if p_samples is null or pg_catalog.jsonb_typeof(p_samples) is distinct from 'array' then
         raise exception using
@@ -796,81 +950,41 @@ begin
             hint = 'Pass [{"metric": ..., "cohort": "canary", "bucket_start": "2026-11-26T10:00:10Z", '
                 || '"numerator": 0, "denominator": 1200}, ...].';
     end if;
+    v_total := pg_catalog.jsonb_array_length(p_samples);
 
-    -- VALIDATE: the first bad sample, by position; a malformed timestamp is found one by one
+    -- VALIDATE the JSON shape: the first sample whose fields cannot be read
+    select e.ord, p.code, p.problem, e.sample::text as sample
+      into v_bad
+      from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
+     cross join lateral chat_v11.sample_shape_problem(e.sample) as p
+     order by e.ord
+     limit 1;
+    if v_bad.ord is not null then
+        perform chat_v11.reject_sample(v_bad.ord, v_total, v_bad.code, v_bad.problem, v_bad.sample);
+    end if;
+
+    -- READ the fields into typed arrays (a date such as 2026-13-45 passes the pattern but not the cast)
     begin
-        select e.ord, e.sample, p.code, p.problem
-          into v_bad
+        select array_agg(x.metric order by e.ord), array_agg(x.cohort order by e.ord),
+               array_agg(x.bucket_start order by e.ord), array_agg(x.numerator order by e.ord),
+               array_agg(x.denominator order by e.ord), array_agg(x.value order by e.ord)
+          into v_metric, v_cohort, v_bucket, v_numerator, v_denominator, v_value
           from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
-          left join chat_v11.metric as m on m.metric = e.sample ->> 'metric'
-         cross join lateral chat_v11.sample_problem(e.sample, m.kind, v_now) as p
-         order by e.ord
-         limit 1;
+         cross join lateral pg_catalog.jsonb_to_record(e.sample) as x (
+             metric text, cohort text, bucket_start timestamptz, numerator bigint, denominator bigint,
+             value double precision
+         );
     exception when data_exception then
-        select e.ord, e.sample, 'RO022' as code, 'bucket_start is not a valid timestamp' as problem
+        select e.ord, e.sample::text as sample
           into v_bad
           from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
          where not chat_v11.is_timestamptz(e.sample ->> 'bucket_start')
          order by e.ord
          limit 1;
+        perform chat_v11.reject_sample(coalesce(v_bad.ord, 0), v_total, 'RO022',
+                                       'bucket_start is not a valid timestamp', coalesce(v_bad.sample, ''));
     end;
-    if v_bad.ord is null then
-        select d.ord, d.sample, 'RO025' as code,
-               format('it repeats metric, cohort and bucket_start of sample %s', d.first_ord) as problem
-          into v_bad
-          from (
-              select e.ord, e.sample,
-                     pg_catalog.min(e.ord) over (
-                         partition by e.sample ->> 'metric', e.sample ->> 'cohort',
-                                      (e.sample ->> 'bucket_start')::timestamptz
-                     ) as first_ord
-                from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
-          ) as d
-         where d.ord <> d.first_ord
-         order by d.ord
-         limit 1;
-    end if;
-    if v_bad.ord is not null then
-        raise exception using
-            errcode = v_bad.code,
-            message = format('sample %s of %s rejected: %s', v_bad.ord, pg_catalog.jsonb_array_length(p_samples),
-                             v_bad.problem),
-            detail = format('Sample %s: %s. Nothing was written.', v_bad.ord, pg_catalog.left(v_bad.sample::text, 300)),
-            hint = case v_bad.code
-                when 'RO021' then 'Use a metric of the catalog: ' || (
-                    select pg_catalog.string_agg(m.metric, ', ' order by m.ordinal) from chat_v11.metric as m)
-                when 'RO023' then 'Round bucket_start down to a multiple of 10 seconds.'
-                when 'RO024' then 'Check the writer''s clock: buckets may be at most 5 minutes ahead of the server.'
-                when 'RO025' then 'Send each (metric, cohort, bucket_start) once per batch.'
-                else 'Fix the sample and send the whole batch again; samples are '
-                    || '{metric, cohort, bucket_start, numerator, denominator, value}.'
-            end;
-    end if;
-
-    -- WRITE: idempotent, a re-sent bucket replaces the stored one
-    insert into chat_v11.metric_sample as s (metric, cohort, bucket_start, numerator, denominator, value)
-    select x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value
-      from pg_catalog.jsonb_to_recordset(p_samples) as x (
-          metric text, cohort text, bucket_start timestamptz, numerator bigint, denominator bigint,
-          value double precision
-      )
-        on conflict (metric, cohort, bucket_start) do update
-       set numerator = excluded.numerator,
-           denominator = excluded.denominator,
-           value = excluded.value,
-           written_at = excluded.written_at;
-    get diagnostics v_written = row_count;
-
-    -- GUARD: a P0 event in this batch is judged now, at the newest bucket that carries one
-    select pg_catalog.max(x.bucket_start)
-      into v_evidence
-      from pg_catalog.jsonb_to_recordset(p_samples) as x (metric text, bucket_start timestamptz, numerator bigint)
-      join chat_v11.metric as m on m.metric = x.metric
-     where m.severity = 'P0' and x.numerator > 0;
-    if v_evidence is not null then
-        perform chat_v11.auto_kill(v_evidence, 'ingestion');
-    end if;
-    return v_written;
+    return chat_v11.put_samples(v_metric, v_cohort, v_bucket, v_numerator, v_denominator, v_value);
 end
 $$;
 
@@ -880,7 +994,58 @@ comment on function public.chat_put_v11_metric_samples(jsonb) is
 'Metric writers: store 10-second samples [{metric, cohort, bucket_start, numerator, denominator, value}], '
 'all or nothing (a bad sample is named with a project SQLSTATE), a re-sent bucket replaces the old one. A P0 '
 'event is judged in the same transaction: with auto_kill on, a failing P0 check engages the kill switch. '
-'Returns the number of samples written.';
+'Returns the number of samples written. The columnar overload (arrays) is the fast bulk path.';
+
+-- >>> sql/0705_function_chat_put_v11_metric_samples_columnar.sql
+-- The fast bulk path: the same ingestion with one array per field (position = sample number), so a
+-- writer sends binary arrays (psycopg adapts Python lists) instead of JSON text. Same rules, same guard.
+create or replace function public.chat_put_v11_metric_samples(
+    p_metric text[],
+    p_cohort text[],
+    p_bucket_start timestamptz[],
+    p_numerator bigint[],
+    p_denominator bigint[],
+    p_value double precision[]
+)
+returns integer
+language plpgsql
+volatile
+security definer
+set search_path = pg_catalog, chat_v11, pg_temp
+as $$
+declare
+    v_n integer := coalesce(pg_catalog.cardinality(p_metric), 0);
+begin
+    if p_metric is null
+       or coalesce(pg_catalog.cardinality(p_cohort), -1) <> v_n
+       or coalesce(pg_catalog.cardinality(p_bucket_start), -1) <> v_n
+       or coalesce(pg_catalog.cardinality(p_numerator), v_n) <> v_n
+       or coalesce(pg_catalog.cardinality(p_denominator), v_n) <> v_n
+       or coalesce(pg_catalog.cardinality(p_value), v_n) <> v_n
+       or pg_catalog.array_ndims(p_metric) > 1 then
+        raise exception using
+            errcode = 'RO020',
+            message = 'the sample arrays must be one-dimensional and of the same length',
+            detail = format('metric %s, cohort %s, bucket_start %s, numerator %s, denominator %s, value %s elements.',
+                            pg_catalog.cardinality(p_metric), pg_catalog.cardinality(p_cohort),
+                            pg_catalog.cardinality(p_bucket_start), pg_catalog.cardinality(p_numerator),
+                            pg_catalog.cardinality(p_denominator), pg_catalog.cardinality(p_value)),
+            hint = 'Pass one element per sample in every array; numerator, denominator or value may be a null '
+                || 'array when no sample has that field.';
+    end if;
+    return chat_v11.put_samples(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value);
+end
+$$;
+
+revoke all on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
+                                                          double precision[]) from public;
+grant execute on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
+                                                             double precision[]) to chat_rollout_ingest;
+comment on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
+                                                       double precision[]) is
+'Metric writers, fast bulk path: the same ingestion as the JSON form with one array per field (metric, cohort, '
+'bucket_start, numerator, denominator, value; position = sample number). All or nothing, same SQLSTATEs, same '
+'automatic kill.';
 
 -- >>> sql/0710_function_chat_run_v11_guardrails.sql
 -- The time-based guardrails, safe to run every few seconds (pg_cron or any scheduler), idempotent:

@@ -199,3 +199,70 @@ def test_samples_json_keys_may_be_in_any_order_and_value_may_be_null_for_rates(c
         ]
     )
     assert conn.execute("select chat_put_v11_metric_samples(%s::jsonb)", (raw,)).fetchone()[0] == 1
+
+
+# --- the columnar fast path: the same rules with one array per field -------------------------------------------
+
+COLUMNAR = (
+    "select chat_put_v11_metric_samples(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], %s::bigint[], "
+    "%s::float8[])"
+)
+
+
+def columns(samples: list[dict]) -> tuple:
+    return (
+        [s["metric"] for s in samples],
+        [s["cohort"] for s in samples],
+        [s["bucket_start"] for s in samples],
+        [s.get("numerator") for s in samples],
+        [s.get("denominator") for s in samples],
+        [s.get("value") for s in samples],
+    )
+
+
+def test_columnar_samples_are_written_and_replace_old_buckets(conn):
+    t = NOW() - timedelta(minutes=1)
+    batch = [
+        sample("full_state_rate", "canary", t, 3, 1000),
+        sample("recovery_p95_ms", "control", t),
+        sample("pending_forever_count", "control", t),
+    ]
+    assert conn.execute(COLUMNAR, columns(batch)).fetchone()[0] == 3
+    batch[0]["numerator"] = 4
+    assert conn.execute(COLUMNAR, columns(batch[:1])).fetchone()[0] == 1
+    assert conn.execute("select sum(numerator) from chat_v11.metric_sample").fetchone()[0] == 4
+    assert count(conn) == 3
+
+
+@pytest.mark.parametrize(
+    "change,sqlstate",
+    [
+        ({"metric": "nope"}, "RO021"),
+        ({"value": float("nan"), "metric": "recovery_p95_ms"}, "RO022"),
+        ({"value": float("inf"), "metric": "recovery_p95_ms"}, "RO022"),
+        ({"numerator": 5, "denominator": 4}, "RO022"),
+        ({"denominator": -1}, "RO022"),
+        ({"cohort": "beta"}, "RO022"),
+        ({"bucket_start": "2026-11-26T10:00:01Z"}, "RO023"),
+    ],
+)
+def test_columnar_bad_sample_is_named_and_nothing_is_written(conn, change, sqlstate):
+    t = NOW() - timedelta(minutes=1)
+    batch = [good(t), good(t - timedelta(seconds=10)) | change]
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(COLUMNAR, columns(batch))
+    assert info.value.diag.sqlstate == sqlstate
+    assert info.value.diag.message_primary.startswith("sample 2 of 2 rejected")
+    assert count(conn) == 0
+
+
+def test_columnar_arrays_of_different_lengths_are_refused(conn):
+    with pytest.raises(psycopg.Error) as info:
+        conn.execute(COLUMNAR, (["full_state_rate"], ["canary", "control"], [iso(NOW())], [0], [1], None))
+    assert info.value.diag.sqlstate == "RO020"
+
+
+def test_columnar_p0_event_kills_in_the_same_call(conn):
+    conn.execute(COLUMNAR, columns([sample("read_rollback_detected_rate", "canary", NOW(), 1, 300)]))
+    assert state(conn)["kill_switch"] is True
+    assert history(conn, 1)[0]["action"] == "auto_kill"

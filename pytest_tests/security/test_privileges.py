@@ -26,6 +26,7 @@ API = [
     ("select * from chat_set_v11_policy('state_lock_timeout', '\"3 seconds\"')", {ADMIN}),
     ("select * from chat_set_v11_metric_rule('full_state_rate', '{\"factor\": 2}')", {ADMIN}),
     ("select chat_put_v11_metric_samples('[]')", {INGEST}),
+    ("select chat_put_v11_metric_samples('{}'::text[], '{}', '{}', null, null, null)", {INGEST}),
     ("select * from chat_run_v11_guardrails()", {INGEST}),
 ]
 ROLES = [READER, OPERATOR, INGEST, ADMIN, NOBODY]
