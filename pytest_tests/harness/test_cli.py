@@ -1,5 +1,7 @@
 """The operator CLI (SPEC section 5): status, watch, migrate, db url, demo, and how errors are reported.
 
+The seed command has its own module (test_seed.py).
+
 Every test runs against the harness's server through DATABASE_URL; none starts the persistent embedded server.
 """
 
@@ -44,40 +46,78 @@ def demo_console() -> tuple[Console, io.StringIO]:
 # --- the demo walk --------------------------------------------------------------------------------
 
 
-def test_run_demo_walks_the_playbook_on_a_fresh_database(db_url):
+def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
     console, buffer = demo_console()
     assert run_demo(db_url, console) is True
     out = buffer.getvalue()
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         s = state(conn)
-        assert (s["stage"], s["kill_switch"], s["promotion_frozen"], s["version"]) == ("off", True, True, 3)
-        assert s["reason"] == "kill switch"
+        assert (s["stage"], s["kill_switch"], s["promotion_frozen"], s["version"]) == ("canary_5", False, False, 8)
         rows = history(conn)
-        assert [(r["version"], r["action"], r["from_stage"], r["to_stage"]) for r in rows] == [
-            (3, "kill", "off", "off"),
-            (2, "hold", "off", "off"),
-            (1, "init", None, "off"),
+        assert [(r["version"], r["action"], r["from_stage"], r["to_stage"], r["to_kill_switch"]) for r in rows] == [
+            (8, "promote", "canary_1", "canary_5", False),
+            (7, "unfreeze", "canary_1", "canary_1", False),
+            (6, "resume", "canary_1", "canary_1", False),
+            (5, "kill", "canary_1", "canary_1", True),
+            (4, "auto_kill", "canary_1", "canary_1", True),
+            (3, "hold", "canary_1", "canary_1", False),
+            (2, "promote", "off", "canary_1", False),
+            (1, "init", None, "off", False),
         ]
-        assert "not applied" in rows[0]["note"]
-        assert (rows[0]["from_kill_switch"], rows[0]["to_kill_switch"]) == (False, True)
-        assert rows[0]["gate_snapshot"]["gate_p0_ok"] is False
+        by_action = {r["action"]: r for r in rows}
+        auto_kill = by_action["auto_kill"]
+        assert auto_kill["actor"] == "guardrail"
+        assert "ack_without_receipt_10s_rate = " in auto_kill["reason"]
+        assert auto_kill["gate_snapshot"]["gate_p0_ok"] is False
+        assert auto_kill["gate_snapshot"]["rollout_decision"] == "ROLLBACK"
+        assert [r["reason"] for r in rows[:6]] == [
+            "canary 5 %",
+            "gates green after the controlled resume",
+            "resume controlled",
+            "incident P0",
+            auto_kill["reason"],
+            "hold",
+        ]
+        assert rows[0]["gate_snapshot"]["rollout_decision"] == "PROCEED"
         verified = conn.execute("select ok, rows_checked from public.chat_verify_v11_history()").fetchone()
-        assert verified == (True, 3)
+        assert verified == (True, 8)
+        audited = conn.execute(
+            "select target, target_key, new_value ->> 'min_observation' from chat_v11.config_change"
+        ).fetchall()
+        assert audited == [("stage", "canary_1", "00:00:00")]
+        samples = conn.execute(
+            "select count(*), max(numerator) filter (where metric = 'ack_without_receipt_10s_rate') "
+            "from chat_v11.metric_sample"
+        ).fetchone()
+        assert samples == (6498, 3)
 
     # the playbook's calls, verbatim, and each refusal with its SQLSTATE, DETAIL and HINT
-    assert "select * from public.chat_get_v11_rollout_history(50);" in out
-    assert "select * from public.chat_set_v11_rollout_state('canary_1', true, 'kill switch');" in out
-    assert "select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');" in out
-    for sqlstate in ("RO005", "RO003", "RO004", "RO008", "RO007"):
+    for call in (
+        "select * from public.chat_get_v11_release_gates();",
+        "select * from public.chat_get_v11_rollout_state();",
+        "select * from public.chat_get_v11_rollout_history(50);",
+        "select * from public.chat_set_v11_rollout_state('canary_1', false, 'hold');",
+        "select * from public.chat_set_v11_rollout_state('canary_1', true, 'incident P0');",
+        "select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');",
+        "select * from public.chat_lift_v11_freeze('gates green after the controlled resume');",
+        "select * from public.chat_set_v11_stage_settings('canary_1', null, '0');",
+    ):
+        assert call in out, call
+    for sqlstate in ("RO005", "RO006", "RO008"):
         assert f"ERROR {sqlstate}: " in out
     assert "DETAIL: gate_p0_ok is false" in out
     assert "HINT: " in out
-    assert "NOTICE: stage canary_1 is above the current stage off: not applied" in out
-    assert 'Asynchronous notification "chat_v11_rollout"' in out
-    assert "§4.2" in out and "§8" in out and "§9" in out
+    assert "(exporter) " in out and "SET chat.actor = 'exporter';" in out
+    assert "WARNING: chat-rollout: auto_kill by the P0 guardrail" in out
+    notified = [line for line in out.splitlines() if line.startswith('Asynchronous notification "chat_v11_rollout"')]
+    assert len(notified) == 1 and "auto_kill" in notified[0] and "guardrail" in notified[0]
+    assert "p_at => '" in out and "ROLLBACK" in out
+    assert "kill switch ON, frozen, v4 │ last: auto_kill by guardrail" in out  # the standing line after a step
+    for section in ("§4.2", "§4.4", "§5", "§8", "§9", "§10"):
+        assert section in out
     assert "NOT AS EXPECTED" not in out
-    assert "All 13 steps behaved as the playbook expects" in out
+    assert "All 15 steps behaved as the playbook expects" in out
 
 
 def test_run_demo_reports_a_deviation(db_url):
@@ -247,10 +287,21 @@ def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_s
             result = invoke(["demo"], pg_server.url)
             assert result.exit_code == 0, result.output
             assert f"recreating database {name}" in result.output
-            assert "All 13 steps behaved as the playbook expects" in result.output
+            assert "All 15 steps behaved as the playbook expects" in result.output
             assert f"psql '{pg_server.url_for(name)}'" in result.output
         with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
-            assert [r["action"] for r in history(conn)] == ["kill", "hold", "init"]
+            assert [r["action"] for r in history(conn)] == [
+                "promote",
+                "unfreeze",
+                "resume",
+                "kill",
+                "auto_kill",
+                "hold",
+                "promote",
+                "init",
+            ]
+            s = state(conn)
+            assert (s["stage"], s["kill_switch"], s["promotion_frozen"]) == ("canary_5", False, False)
     finally:
         drop_database(pg_server, name)
 

@@ -1,10 +1,16 @@
-"""The demo: the on-call playbook's SQL calls, walked through like a psql session (and a smoke test).
+"""The demo: the P0 incident of the playbook, replayed end to end like a psql session (and a smoke test).
 
-``run_demo(url, console)`` takes a freshly migrated database and walks the playbook (sections 4, 5, 8,
-9, 10): the SQL snapshot, gates that fail closed without metric data, a refused promotion, a hold, the
-kill switch, a refused resume, the NOTIFY an application server receives, and the verified history.
-Every call is printed with its result (or its refusal, as ``ERROR <SQLSTATE>``) and checked against
-what the playbook expects; it returns True only when every step behaved as expected.
+``run_demo(url, console)`` takes a freshly migrated database and tells the whole story on real time: the
+SQL snapshot with gates that fail closed, the exporter's healthy data and the promotion to canary_1 (GO),
+the observation window, an operator hold, a P0 spike that arrives late and kills the rollout in the very
+call that writes it (auto_kill), the postmortem view of that moment, the IC's P0 call, a refused resume
+upwards, the recovery window, the controlled resume, the unfreeze and the promotion through the gate, then
+the verified history. Promotions are judged at the real current time, so the spike is late-arriving
+evidence (a bucket of 35 minutes ago): the 30-minute exit window is already clean when the IC resumes.
+
+Every call is printed with its result (or its refusal, as ``ERROR <SQLSTATE>``) and checked against what
+the playbook expects; after each step one line shows the gates, the state and the newest history row.
+``run_demo`` returns True only when every step behaved as expected.
 
 The rendering helpers here (``print_pg_error``, ``print_rows``) are shared with the CLI.
 """
@@ -27,7 +33,7 @@ from rich.json import JSON
 from rich.table import Table
 from rich.text import Text
 
-from . import migrate
+from . import migrate, scenarios
 from .server import Server
 
 DEMO_DATABASE = "chat_rollout_demo"
@@ -134,15 +140,26 @@ class Session:
 
     def _notice(self, diag: psycopg.errors.Diagnostic) -> None:
         self.console.print(
-            Text(f"{diag.severity or 'NOTICE'}: ", style="bold yellow") + Text(diag.message_primary or "")
+            Text(f"{diag.severity or 'NOTICE'}: ", style="bold yellow") + Text(diag.message_primary or ""),
+            soft_wrap=False,
         )
 
-    def run(self, statement: str) -> Result:
+    def run(
+        self,
+        statement: str,
+        params: Sequence[Any] | None = None,
+        *,
+        comment: str | None = None,
+        expanded: bool | None = None,
+    ) -> Result:
+        """Echo ``statement`` (and a ``-- comment`` line), run it with ``params``, print its rows or its error."""
         self.console.print(Text(self.prompt, style="dim") + Text(statement, style="bold cyan"))
+        if comment:
+            self.console.print(Text(f"  -- {comment}", style="dim"))
         result = Result(sql=statement)
         try:
             with self.conn.cursor(row_factory=dict_row) as cur:
-                cur.execute(statement)
+                cur.execute(statement.replace("$1", "%s") if params is not None else statement, params)
                 result.status = cur.statusmessage
                 if cur.description is not None:
                     result.columns = [column.name for column in cur.description]
@@ -154,7 +171,7 @@ class Session:
         if not result.columns:
             self.console.print(result.status or "")
         else:
-            print_rows(self.console, result.columns, result.rows)
+            print_rows(self.console, result.columns, result.rows, expanded=expanded)
         return result
 
 
@@ -162,17 +179,23 @@ class Session:
 
 
 class Walk:
-    """Numbered steps with a heading each, and checks that record every deviation."""
+    """Numbered steps with a heading each, checks that record every deviation, and where the rollout stands."""
 
-    def __init__(self, console: Console) -> None:
+    def __init__(self, console: Console, conn: psycopg.Connection | None = None) -> None:
         self.console = console
+        self.conn = conn
         self.steps = 0
         self.deviations: list[str] = []
 
     def step(self, heading: str) -> None:
+        self.standing()
         self.steps += 1
         self.console.print()
         self.console.print(Text(f"── Step {self.steps}. ", style="bold magenta") + Text(heading, style="bold"))
+
+    def say(self, text: str) -> None:
+        """A line of narration (who acts, and why), between the calls."""
+        self.console.print(Text(text, style="italic"))
 
     def check(self, condition: bool, expectation: str) -> bool:
         if condition:
@@ -194,17 +217,64 @@ class Walk:
             return self.check(False, f"{expectation} (refused with {result.sqlstate} instead)")
         return self.check(True, expectation)
 
+    def standing(self) -> None:
+        """After a step: the gates, the state and the newest history row, in one line."""
+        if self.conn is None or self.steps == 0:
+            return
+        try:
+            with self.conn.cursor() as cur:
+                g = cur.execute(
+                    "select gate_p0_ok, gate_p1_ok, rollout_decision, promotion_allowed "
+                    "from public.chat_get_v11_release_gates()"
+                ).fetchone()
+                s = cur.execute(
+                    "select stage, traffic_percent, kill_switch, promotion_frozen, version "
+                    "from public.chat_get_v11_rollout_state()"
+                ).fetchone()
+                h = cur.execute("select action, actor from public.chat_get_v11_rollout_history(1)").fetchone()
+        except psycopg.Error as exc:
+            self.console.print(Text(f"  ⎿ (the standing could not be read: {exc.sqlstate})", style="dim"))
+            return
+        line = Text("  ⎿ ", style="dim")
+        line += Text("gates ", style="dim") + _flag("p0", g[0]) + Text(" ") + _flag("p1", g[1]) + Text(" ")
+        line += Text(g[2], style=_DECISION_STYLE.get(g[2], "")) + Text(" ")
+        line += Text("GO" if g[3] else "NO-GO", style="green" if g[3] else "red")
+        line += Text(" │ ", style="dim") + Text(f"{s[0]} ({s[1]} %)", style="bold")
+        line += Text(", kill switch ") + Text("ON" if s[2] else "off", style="bold red" if s[2] else "green")
+        line += Text(", frozen" if s[3] else ", not frozen")
+        line += Text(f", v{s[4]}") + Text(" │ last: ", style="dim")
+        line += Text(f"{h[0]}" + (f" by {h[1]}" if h[1] else ""), style="bold")
+        self.console.print(line)
+
+
+_DECISION_STYLE = {"PROCEED": "bold green", "HOLD": "bold yellow", "ROLLBACK": "bold red"}
+
+
+def _flag(name: str, ok: bool) -> Text:
+    return Text(f"{name} {'✓' if ok else '✗'}", style="green" if ok else "red")
+
+
+def _utc(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S+00")
+
 
 def run_demo(url: str, console: Console) -> bool:
-    """Walk the playbook on the freshly migrated database at ``url``; True when every step is as expected."""
-    walk = Walk(console)
+    """Replay the P0 incident of the playbook on the freshly migrated database at ``url``.
+
+    True when every step behaved as expected (the demo is also a smoke test).
+    """
     with (
-        psycopg.connect(url, autocommit=True, application_name="chat-rollout demo") as conn,
-        psycopg.connect(url, autocommit=True, application_name="chat-rollout demo (listener)") as listener_conn,
+        psycopg.connect(url, autocommit=True, application_name="chat-rollout demo (on-call)") as conn,
+        psycopg.connect(url, autocommit=True, application_name="chat-rollout demo (exporter)") as exporter_conn,
+        psycopg.connect(url, autocommit=True, application_name="chat-rollout demo (app server)") as listener_conn,
+        psycopg.connect(url, autocommit=True, application_name="chat-rollout demo (standing)") as standing_conn,
     ):
+        walk = Walk(console, standing_conn)
         ops = Session(conn, console)
-        app_server = Session(listener_conn, console, label="(session 2: an application server)")
-        _walk(walk, ops, app_server)
+        exporter = Session(exporter_conn, console, label="(exporter)")
+        app_server = Session(listener_conn, console, label="(app server)")
+        _walk(walk, ops, exporter, app_server)
+        walk.standing()
 
     console.print()
     if walk.deviations:
@@ -216,86 +286,129 @@ def run_demo(url: str, console: Console) -> bool:
     return True
 
 
-def _walk(walk: Walk, ops: Session, app_server: Session) -> None:
+def _state_of(result: Result) -> tuple:
+    row = result.row
+    return (row.get("stage"), row.get("kill_switch"), row.get("promotion_frozen"), row.get("version"))
+
+
+def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> None:
     console = walk.console
-
-    walk.step("Playbook §4.2 — take the SQL snapshot: the three sources of truth")
-    gates = ops.run("select * from public.chat_get_v11_release_gates();")
-    state = ops.run("select * from public.chat_get_v11_rollout_state();")
-    history = ops.run("select * from public.chat_get_v11_rollout_history(50);")
-    walk.accepted(gates, "the release gates answer with one row")
-    walk.check(
-        (
-            state.row.get("stage"),
-            state.row.get("kill_switch"),
-            state.row.get("promotion_frozen"),
-            state.row.get("version"),
-        )
-        == ("off", False, False, 1),
-        "a fresh rollout starts at stage off, kill switch off, not frozen, version 1",
-    )
-    walk.check([r["action"] for r in history.rows] == ["init"], "the history holds the single init row")
-
-    walk.step("Playbook §9 (NO-GO) — the gates fail closed: no metric data yet, so gate_p0_ok is false and HOLD")
-    verdict = ops.run(
+    gates_verdict = (
         "select gate_p0_ok, gate_p1_ok, rollout_decision, promotion_allowed, blockers\n"
         "  from public.chat_get_v11_release_gates();"
     )
-    checks = ops.run("select metric, severity, status, explanation from public.chat_get_v11_gate_checks();")
+
+    # --- before any data -----------------------------------------------------------------------------
+    walk.step("Playbook §4.2 — take the SQL snapshot: the three sources of truth, on a fresh rollout")
+    gates = ops.run("select * from public.chat_get_v11_release_gates();")
+    state = ops.run("select * from public.chat_get_v11_rollout_state();")
+    history = ops.run("select * from public.chat_get_v11_rollout_history(50);")
     walk.check(
-        (verdict.row.get("gate_p0_ok"), verdict.row.get("rollout_decision"), verdict.row.get("promotion_allowed"))
+        _state_of(state) == ("off", False, False, 1),
+        "a fresh rollout starts at stage off, kill switch off, not frozen, version 1",
+    )
+    walk.check([r["action"] for r in history.rows] == ["init"], "the history holds the single init row")
+    walk.check(
+        (gates.row.get("gate_p0_ok"), gates.row.get("rollout_decision"), gates.row.get("promotion_allowed"))
         == (False, "HOLD", False),
-        "gate_p0_ok is false, rollout_decision is HOLD, promotion is not allowed",
+        "no metric data yet: the gates fail closed (gate_p0_ok false, HOLD, no GO), the blockers say why",
     )
-    walk.check(bool(verdict.row.get("blockers")), "the blockers say, in words, why it is not GO")
-    p0 = [r for r in checks.rows if r["severity"] == "P0"]
+
+    walk.step("Playbook §9 (NO-GO) — promoting off → canary_1 without data is refused (RO005)")
+    promote = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'canary 1 %');")
+    walk.refused(promote, "RO005", "missing data never passes: the promotion is refused with RO005")
+
+    # --- healthy data, promotion to canary_1 ---------------------------------------------------------
+    walk.step("The metric exporter writes the last 60 minutes of 10-second buckets, both cohorts, ending now")
+    scenario = scenarios.load("healthy_canary")
+    anchor = scenarios.anchor_now()
+    samples = scenario.samples(anchor)
+    walk.say(f"Its samples: the scenario healthy_canary ({scenario.description})")
+    exporter.run("SET chat.actor = 'exporter';")
+    written = exporter.run(
+        "select public.chat_put_v11_metric_samples($1::jsonb);",
+        [json.dumps(samples)],
+        comment=f"$1: {len(samples)} samples, buckets {_utc(anchor - dt.timedelta(minutes=60))} "
+        f"to {_utc(anchor)}, cohorts canary (1 %) and control",
+    )
     walk.check(
-        bool(p0) and all(r["status"] != "pass" for r in p0),
-        "no P0 check passes without data (missing data never passes)",
+        written.row.get("chat_put_v11_metric_samples") == len(samples),
+        f"all {len(samples)} samples are written in one all-or-nothing call",
+    )
+    verdict = ops.run(gates_verdict)
+    walk.check(
+        (
+            verdict.row.get("gate_p0_ok"),
+            verdict.row.get("gate_p1_ok"),
+            verdict.row.get("rollout_decision"),
+            verdict.row.get("promotion_allowed"),
+        )
+        == (True, True, "PROCEED", True),
+        "every check passes: gate_p0_ok, gate_p1_ok, PROCEED, promotion_allowed (GO)",
     )
 
-    walk.step("Playbook §9 — promoting off → canary_1 while the Go/No-Go does not hold is refused (RO005)")
-    promote = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'promote to canary_1');")
-    walk.refused(promote, "RO005", "the promotion is refused with RO005, the blockers in DETAIL")
-
-    walk.step("Playbook §9 — skipping a stage (off → canary_5) is refused (RO003), whatever the gates say")
-    skip = ops.run("select * from public.chat_set_v11_rollout_state('canary_5', false, 'promote to canary_5');")
-    walk.refused(skip, "RO003", "the promotion that skips canary_1 is refused with RO003")
-
-    walk.step(
-        "Playbook §4.3 / §8 — freeze without kill: hold at the current stage "
-        "(the playbook's example says 'canary_1'; this rollout is still at 'off')"
+    walk.step("Playbook §9 (GO) — promote off → canary_1 through the Go/No-Go")
+    promote = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'canary 1 %');")
+    walk.accepted(promote, "the promotion is accepted")
+    walk.check(
+        _state_of(promote) == ("canary_1", False, False, 2) and promote.row.get("traffic_percent") == 1,
+        "stage canary_1 (1 % of traffic), not frozen, version 2",
     )
-    hold = ops.run("select * from public.chat_set_v11_rollout_state('off', false, 'hold');")
+
+    walk.step("Playbook §9 — 'metrics stable in the agreed observation window': canary_5 is refused (RO006)")
+    early = ops.run("select * from public.chat_set_v11_rollout_state('canary_5', false, 'canary 5 %');")
+    walk.refused(early, "RO006", "canary_1 has not been observed for 30 minutes: refused with RO006")
+    blockers = ops.run("select promotion_allowed, blockers from public.chat_get_v11_release_gates();")
+    listed = blockers.row.get("blockers") or []
+    walk.check(
+        blockers.row.get("promotion_allowed") is False
+        and len(listed) == 1
+        and "must be observed for 00:30:00" in listed[0],
+        "the gates are green; the one blocker is the observation window, with its end time",
+    )
+
+    walk.step("Playbook §8 — freeze without kill, verbatim: hold at canary_1")
+    hold = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'hold');")
     walk.accepted(hold, "the hold is accepted")
-    walk.check(
-        (hold.row.get("stage"), hold.row.get("kill_switch"), hold.row.get("promotion_frozen"), hold.row.get("version"))
-        == ("off", False, True, 2),
-        "stage stays off, promotion is frozen, version 2",
-    )
+    walk.check(_state_of(hold) == ("canary_1", False, True, 3), "stage canary_1, promotion frozen, version 3")
 
-    walk.step("Playbook §8 — a frozen rollout refuses every promotion (RO004) until chat_lift_v11_freeze()")
-    frozen = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'promote to canary_1');")
-    walk.refused(frozen, "RO004", "the promotion is refused with RO004 while promotion is frozen")
-
-    walk.step("Application servers LISTEN on chat_v11_rollout to react to the kill switch at once")
+    walk.step("Application servers LISTEN on chat_v11_rollout, to react to the kill switch at once")
     listen = app_server.run(f"LISTEN {CHANNEL};")
-    walk.accepted(listen, "session 2 listens on chat_v11_rollout")
+    walk.accepted(listen, "the application server listens on chat_v11_rollout")
 
-    walk.step("Playbook §4.4 / §8 — emergency stop, verbatim: the kill switch is accepted although the gates are red")
-    kill = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', true, 'kill switch');")
-    walk.accepted(kill, "the kill switch is accepted with red gates")
+    # --- the P0 spike ----------------------------------------------------------------------------------
+    spike_at = anchor - dt.timedelta(minutes=35)
+    spike = [
+        {
+            "metric": "ack_without_receipt_10s_rate",
+            "cohort": "canary",
+            "bucket_start": spike_at.isoformat().replace("+00:00", "Z"),
+            "numerator": 3,
+            "denominator": 200,
+        }
+    ]
+    walk.step("Playbook §5 (P0: ack_without_receipt_10s_rate > 0) — the spike, found late, kills in the same call")
+    walk.say(
+        f"The exporter's reconciliation re-sends the canary bucket of {_utc(spike_at)} (35 minutes ago): "
+        "3 of 200 ACKs got no receipt within 10 s."
+    )
+    put = exporter.run(f"select public.chat_put_v11_metric_samples('{json.dumps(spike)}');")
+    walk.check(put.row.get("chat_put_v11_metric_samples") == 1, "the bucket is written (it replaces the stored one)")
+    killed = ops.run(
+        "select version, changed_by, actor, action, from_stage, to_stage, to_kill_switch, promotion_frozen, reason\n"
+        "  from public.chat_get_v11_rollout_history(1);",
+        expanded=True,
+    )
+    row = killed.row
     walk.check(
-        (kill.row.get("stage"), kill.row.get("kill_switch"), kill.row.get("promotion_frozen"), kill.row.get("version"))
-        == ("off", True, True, 3),
-        "kill switch on at stage off, promotion frozen, version 3",
+        (row.get("action"), row.get("actor"), row.get("to_stage"), row.get("to_kill_switch"), row.get("version"))
+        == ("auto_kill", "guardrail", "canary_1", True, 4),
+        "the P0 guardrail engaged the kill switch before the call returned: auto_kill by guardrail, version 4",
     )
     walk.check(
-        "not applied" in (kill.row.get("note") or ""),
-        "its note says the higher stage canary_1 was not applied (an emergency stop never fails on the stage)",
+        "ack_without_receipt_10s_rate = " in (row.get("reason") or ""),
+        "its reason names the metric and its value",
     )
-
-    walk.step("…and session 2 holds the NOTIFY payload of the kill (SPEC 4.6: version, action, stage, kill switch)")
     notes = list(app_server.conn.notifies(timeout=NOTIFY_TIMEOUT_S, stop_after=1))
     payloads = []
     for note in notes:
@@ -313,47 +426,115 @@ def _walk(walk: Walk, ops: Session, app_server: Session) -> None:
         console.print(Text(f"(no notification within {NOTIFY_TIMEOUT_S:g} s)", style="red"))
     walk.check(
         any(
-            (p.get("action"), p.get("version"), p.get("stage"), p.get("kill_switch")) == ("kill", 3, "off", True)
+            (p.get("action"), p.get("actor"), p.get("version"), p.get("stage"), p.get("kill_switch"))
+            == ("auto_kill", "guardrail", 4, "canary_1", True)
             for p in payloads
         ),
-        "the payload announces the kill: action kill, version 3, stage off, kill_switch true",
+        "the application server holds the payload: auto_kill, actor guardrail, version 4, kill_switch true",
     )
 
-    walk.step(
-        "Playbook §8 — return after stabilisation, verbatim: refused, canary_1 is above the current stage (RO008)"
+    walk.step("Playbook §10 — the postmortem re-evaluates any past moment: the gates 10 s after the spike")
+    then = ops.run(
+        "select evaluated_at, gate_p0_ok, rollout_decision, stage, kill_switch, failing_checks\n"
+        f"  from public.chat_get_v11_release_gates(p_at => '{_utc(spike_at + dt.timedelta(seconds=10))}');",
+        comment="stage and kill switch are those in force at p_at: in this replay the rollout was still off then",
     )
-    resume_up = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');")
-    walk.refused(resume_up, "RO008", "a resume never goes up a stage: refused with RO008")
+    walk.check(
+        (then.row.get("gate_p0_ok"), then.row.get("rollout_decision"), then.row.get("failing_checks"))
+        == (False, "ROLLBACK", ["ack_without_receipt_10s_rate: fail"]),
+        "at that moment: gate_p0_ok false, ROLLBACK, failing ack_without_receipt_10s_rate",
+    )
+    now = ops.run(gates_verdict)
+    walk.check(
+        (now.row.get("gate_p0_ok"), now.row.get("rollout_decision"), now.row.get("promotion_allowed"))
+        == (True, "PROCEED", False)
+        and any("kill switch is on" in b for b in now.row.get("blockers") or []),
+        "now the 15-minute gate window no longer holds the spike (PROCEED), but the kill switch blocks any GO",
+    )
 
-    walk.step("Playbook §5.6 — resume at the current stage is refused too: the P0 exit criteria do not hold (RO007)")
-    resume = ops.run("select * from public.chat_set_v11_rollout_state('off', false, 'resume controlled');")
-    walk.refused(resume, "RO007", "resume is refused with RO007 until every P0 check passes over the exit window")
+    # --- the incident ----------------------------------------------------------------------------------
+    walk.step("Playbook §4.4 — the IC declares P0 and confirms the kill switch, verbatim")
+    confirm = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', true, 'incident P0');")
+    walk.accepted(confirm, "the IC's kill is accepted and recorded (a second decision is part of the story)")
+    walk.check(
+        _state_of(confirm) == ("canary_1", True, True, 5) and confirm.row.get("note") is None,
+        "kill switch on at canary_1, frozen, version 5",
+    )
 
-    walk.step("SPEC 4.3 — the history is an append-only hash chain: verify it")
+    walk.step("Playbook §8 — a resume never goes up a stage: resume at canary_5 is refused (RO008)")
+    resume_up = ops.run("select * from public.chat_set_v11_rollout_state('canary_5', false, 'resume controlled');")
+    walk.refused(resume_up, "RO008", "resume to a higher stage is refused with RO008")
+
+    walk.step("Playbook §5.6 — exit criteria: every P0 check passes, and has for the 30-minute exit window")
+    checks = ops.run("select metric, status, explanation from public.chat_get_v11_gate_checks() where severity = 'P0';")
+    walk.check(
+        len(checks.rows) == 5 and all(r["status"] == "pass" for r in checks.rows),
+        "all 5 P0 checks pass now",
+    )
+    walk.say(
+        f"The spike ({_utc(spike_at)}) is 35 minutes old: outside the 30-minute exit window (policy "
+        "p0_exit_window), and the samples cover that window — so the playbook's resume goes through."
+    )
+    resume = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');")
+    walk.accepted(resume, "the controlled resume is accepted")
+    walk.check(
+        _state_of(resume) == ("canary_1", False, True, 6),
+        "kill switch off at canary_1, promotion stays frozen, version 6",
+    )
+
+    walk.step("Playbook §11.8 — 'rollout resume only through the gate': lift the freeze")
+    lift = ops.run("select * from public.chat_lift_v11_freeze('gates green after the controlled resume');")
+    walk.accepted(lift, "the unfreeze is accepted: kill switch off, gates green, no open incident")
+    walk.check(_state_of(lift) == ("canary_1", False, False, 7), "canary_1, not frozen, version 7")
+
+    walk.step("Playbook §9 (GO) — promotion through the gate: canary_1 → canary_5")
+    walk.say(
+        "canary_1 was promoted seconds ago; for the demo an admin shortens its observation window to 0 "
+        "(an audited configuration change, in chat_v11.config_change)."
+    )
+    settings = ops.run("select * from public.chat_set_v11_stage_settings('canary_1', null, '0');")
+    walk.accepted(settings, "the stage setting is changed")
+    audit = ops.run(
+        "select changed_by, target, target_key, old_value, new_value\n"
+        "  from chat_v11.config_change order by change_id desc limit 1;",
+        expanded=True,
+    )
+    walk.check(
+        (
+            audit.row.get("target"),
+            audit.row.get("target_key"),
+            (audit.row.get("new_value") or {}).get("min_observation"),
+        )
+        == ("stage", "canary_1", "00:00:00"),
+        "the change is audited: who, which stage, from 30 minutes to 0",
+    )
+    go = ops.run("select promotion_allowed, blockers from public.chat_get_v11_release_gates();")
+    walk.check(go.row.get("promotion_allowed") is True, "the Go/No-Go holds: GO, no blockers")
+    promote = ops.run("select * from public.chat_set_v11_rollout_state('canary_5', false, 'canary 5 %');")
+    walk.accepted(promote, "the promotion to canary_5 is accepted")
+    walk.check(
+        _state_of(promote) == ("canary_5", False, False, 8) and promote.row.get("traffic_percent") == 5,
+        "stage canary_5 (5 % of traffic), not frozen, version 8",
+    )
+
+    # --- the decision log ------------------------------------------------------------------------------
+    walk.step("Playbook §10 — the decision log: verify the hash chain, read the history (UTC)")
     verify = ops.run("select * from public.chat_verify_v11_history();")
     walk.check(
         (verify.row.get("ok"), verify.row.get("rows_checked"), verify.row.get("first_broken_version"))
-        == (True, 3, None),
-        "the chain of 3 rows is intact",
+        == (True, 8, None),
+        "the chain of 8 rows is intact",
     )
-
-    walk.step("Playbook §10 — the decision log: the final state and history (refused calls left no trace)")
-    final = ops.run("select * from public.chat_get_v11_rollout_state();")
-    log = ops.run("select * from public.chat_get_v11_rollout_history(50);")
-    walk.check(
-        (
-            final.row.get("stage"),
-            final.row.get("kill_switch"),
-            final.row.get("promotion_frozen"),
-            final.row.get("version"),
-        )
-        == ("off", True, True, 3),
-        "the rollout is stopped: stage off, kill switch on, frozen, version 3",
+    log = ops.run(
+        "select version, to_char(changed_at at time zone 'UTC', 'HH24:MI:SS') as utc, action, actor,\n"
+        "       to_stage as stage, to_kill_switch as kill, promotion_frozen as frozen, reason\n"
+        "  from public.chat_get_v11_rollout_history(50);",
+        expanded=True,
     )
     walk.check(
-        [(r["version"], r["action"], r["reason"]) for r in log.rows]
-        == [(3, "kill", "kill switch"), (2, "hold", "hold"), (1, "init", "init")],
-        "the history reads kill, hold, init (newest first), each with its reason",
+        [r["action"] for r in log.rows]
+        == ["promote", "unfreeze", "resume", "kill", "auto_kill", "hold", "promote", "init"],
+        "newest first: promote, unfreeze, resume, kill, auto_kill, hold, promote, init (refusals left no trace)",
     )
 
 
