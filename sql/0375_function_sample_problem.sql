@@ -42,7 +42,24 @@ as $$
      where v.verdict is not null
 $$;
 
-revoke all on function chat_v11.sample_problem(text, text, text, timestamptz, bigint, bigint, double precision, timestamptz)
-    from public;
-comment on function chat_v11.sample_problem(text, text, text, timestamptz, bigint, bigint, double precision, timestamptz) is
+revoke all on function chat_v11.sample_problem(
+    text,
+    text,
+    text,
+    timestamptz,
+    bigint,
+    bigint,
+    double precision,
+    timestamptz
+) from public;
+comment on function chat_v11.sample_problem(
+    text,
+    text,
+    text,
+    timestamptz,
+    bigint,
+    bigint,
+    double precision,
+    timestamptz
+) is
 'The SQLSTATE and problem of one typed ingestion sample, or no row when it may be stored.';

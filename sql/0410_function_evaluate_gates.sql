@@ -80,7 +80,11 @@ begin
     end if;
     v_go := v_go || v_check_lines;
     if p_incident_id is not null then
-        v_go := v_go || format('incident %s is open', p_incident_id);
+        v_go := v_go || (
+            select format('incident %s (%s, %s: %s) is open', i.incident_id, i.severity, i.status, i.summary)
+              from chat_v11.incident as i
+             where i.incident_id = p_incident_id
+        );
     end if;
 
     -- Everything else that stops a promotion now

@@ -41,7 +41,7 @@ begin
     ) values (
         v_new.version, v_now, v_new.changed_by, v_new.actor, p_action,
         v_old.stage, v_new.stage, v_old.kill_switch, v_new.kill_switch, v_new.promotion_frozen,
-        p_reason, p_note, p_gate_snapshot, null
+        p_reason, p_note, p_gate_snapshot, chat_v11.open_incident_at('infinity')
     );
 
     perform pg_catalog.pg_notify('chat_v11_rollout', pg_catalog.json_build_object(

@@ -26,7 +26,7 @@ as $$
       from chat_v11.rollout_state as s
       cross join lateral chat_v11.state_at('infinity') as h
       cross join lateral chat_v11.evaluate_gates(
-          p_at, s.stage, s.kill_switch, s.promotion_frozen, h.incident_id, h.stage_since
+          p_at, s.stage, s.kill_switch, s.promotion_frozen, chat_v11.open_incident_at('infinity'), h.stage_since
       ) as g
 $$;
 

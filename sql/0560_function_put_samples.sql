@@ -77,8 +77,21 @@ begin
 end
 $$;
 
-revoke all on function chat_v11.put_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[])
-    from public;
-comment on function chat_v11.put_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[]) is
+revoke all on function chat_v11.put_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) from public;
+comment on function chat_v11.put_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) is
 'Validates and stores typed samples all or nothing (a bad sample raises RO021-RO025 naming its position), '
 'then judges P0 events of the batch at once (auto_kill). Returns the number of samples written.';

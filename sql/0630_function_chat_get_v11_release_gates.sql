@@ -21,12 +21,13 @@ set search_path = pg_catalog, chat_v11, pg_temp
 as $$
     select g.gate_p0_ok, g.gate_p1_ok, g.rollout_decision, g.promotion_allowed,
            coalesce(h.stage, 'off'), coalesce(h.kill_switch, false), coalesce(h.promotion_frozen, false),
-           h.incident_id, g.next_stage, coalesce(p_at, pg_catalog.now()), g.failing_checks, g.blockers
+           chat_v11.open_incident_at(coalesce(p_at, pg_catalog.now())), g.next_stage, coalesce(p_at, pg_catalog.now()), g.failing_checks, g.blockers
       from (select 1) as one
       left join chat_v11.state_at(coalesce(p_at, pg_catalog.now())) as h on true
      cross join lateral chat_v11.evaluate_gates(
          coalesce(p_at, pg_catalog.now()), coalesce(h.stage, 'off'), coalesce(h.kill_switch, false),
-         coalesce(h.promotion_frozen, false), h.incident_id, h.stage_since
+         coalesce(h.promotion_frozen, false), chat_v11.open_incident_at(coalesce(p_at, pg_catalog.now())),
+         h.stage_since
      ) as g
 $$;
 

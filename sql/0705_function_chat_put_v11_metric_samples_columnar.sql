@@ -38,12 +38,30 @@ begin
 end
 $$;
 
-revoke all on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
-                                                          double precision[]) from public;
-grant execute on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
-                                                             double precision[]) to chat_rollout_ingest;
-comment on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
-                                                       double precision[]) is
+revoke all on function public.chat_put_v11_metric_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) from public;
+grant execute on function public.chat_put_v11_metric_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) to chat_rollout_ingest;
+comment on function public.chat_put_v11_metric_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) is
 'Metric writers, fast bulk path: the same ingestion as the JSON form with one array per field (metric, cohort, '
 'bucket_start, numerator, denominator, value; position = sample number). All or nothing, same SQLSTATEs, same '
 'automatic kill.';

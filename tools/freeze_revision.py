@@ -6,7 +6,8 @@
 writes migrations/frozen/0002_metrics.upgrade.sql: the files' text, in order, each behind a header
 naming its source. A revision then applies that frozen copy forever, whatever sql/ becomes.
 With --check, exits 1 when the frozen file differs from what the files would give (nothing written).
-With --refresh (only while a revision is unreleased), the files are the ones the frozen file already names.
+With no files, --check compares against the files the frozen script already names. There is no way to
+re-freeze a released revision: add a new revision instead.
 """
 
 from __future__ import annotations
@@ -31,12 +32,11 @@ def main() -> int:
     parser.add_argument("revision", type=Path, help="the revision file, migrations/versions/NNNN_name.py")
     parser.add_argument("files", type=Path, nargs="*", help="sql/ files to freeze, applied in the given order")
     parser.add_argument("--check", action="store_true", help="compare only")
-    parser.add_argument("--refresh", action="store_true", help="re-freeze the files the frozen script names")
     args = parser.parse_args()
     target = ROOT / "migrations" / "frozen" / f"{args.revision.stem}.upgrade.sql"
     if not args.files:
-        if not target.exists():
-            parser.error("name the sql/ files to freeze")
+        if not (args.check and target.exists()):
+            parser.error("name the sql/ files to freeze (without files only --check works)")
         args.files = [ROOT / line[len("-- >>> "):].strip() for line in target.read_text(encoding="utf-8").splitlines()
                       if line.startswith("-- >>> ")]
     text = render(args.files)
@@ -44,7 +44,7 @@ def main() -> int:
         same = target.exists() and target.read_text(encoding="utf-8") == text
         print(f"{target.relative_to(ROOT)}: {'up to date' if same else 'differs'}")
         return 0 if same else 1
-    if target.exists() and not args.refresh:
+    if target.exists():
         print(f"refusing to overwrite {target.relative_to(ROOT)}: revisions are immutable", file=sys.stderr)
         return 1
     target.write_text(text, encoding="utf-8")

@@ -188,9 +188,26 @@ as $$
      where v.verdict is not null
 $$;
 
-revoke all on function chat_v11.sample_problem(text, text, text, timestamptz, bigint, bigint, double precision, timestamptz)
-    from public;
-comment on function chat_v11.sample_problem(text, text, text, timestamptz, bigint, bigint, double precision, timestamptz) is
+revoke all on function chat_v11.sample_problem(
+    text,
+    text,
+    text,
+    timestamptz,
+    bigint,
+    bigint,
+    double precision,
+    timestamptz
+) from public;
+comment on function chat_v11.sample_problem(
+    text,
+    text,
+    text,
+    timestamptz,
+    bigint,
+    bigint,
+    double precision,
+    timestamptz
+) is
 'The SQLSTATE and problem of one typed ingestion sample, or no row when it may be stored.';
 
 -- >>> sql/0380_function_is_timestamptz.sql
@@ -627,9 +644,22 @@ begin
 end
 $$;
 
-revoke all on function chat_v11.put_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[])
-    from public;
-comment on function chat_v11.put_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[]) is
+revoke all on function chat_v11.put_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) from public;
+comment on function chat_v11.put_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) is
 'Validates and stores typed samples all or nothing (a bad sample raises RO021-RO025 naming its position), '
 'then judges P0 events of the batch at once (auto_kill). Returns the number of samples written.';
 
@@ -1037,12 +1067,30 @@ begin
 end
 $$;
 
-revoke all on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
-                                                          double precision[]) from public;
-grant execute on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
-                                                             double precision[]) to chat_rollout_ingest;
-comment on function public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[],
-                                                       double precision[]) is
+revoke all on function public.chat_put_v11_metric_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) from public;
+grant execute on function public.chat_put_v11_metric_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) to chat_rollout_ingest;
+comment on function public.chat_put_v11_metric_samples(
+    text[],
+    text[],
+    timestamptz[],
+    bigint[],
+    bigint[],
+    double precision[]
+) is
 'Metric writers, fast bulk path: the same ingestion as the JSON form with one array per field (metric, cohort, '
 'bucket_start, numerator, denominator, value; position = sample number). All or nothing, same SQLSTATEs, same '
 'automatic kill.';

@@ -12,12 +12,15 @@ GETS = [
     "select * from public.chat_get_v11_gate_checks()",
     "select * from public.chat_get_v11_gate_checks(now() - interval '1 hour')",
     "select * from public.chat_verify_v11_history()",
+    "select * from public.chat_get_v11_incidents()",
+    "select * from public.chat_get_v11_incident_checklist(1)",
+    "select * from public.chat_get_v11_incident_timeline(1)",
 ]
 
 
 @pytest.mark.parametrize("sql", GETS)
 def test_get_function_runs_in_a_read_only_transaction(conn, sql):
-    conn.execute("select * from chat_set_v11_rollout_state('off', true, 'kill')")
+    conn.execute("select * from chat_open_v11_incident('P0', 'ACK without receipt on canary')")
     with conn.transaction():
         conn.execute("set transaction read only")
         rows = conn.execute(sql).fetchall()

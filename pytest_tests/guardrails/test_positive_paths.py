@@ -46,6 +46,9 @@ def test_resume_after_a_clean_p0_exit_window(conn):
     new = set_state(conn, "off", False, "resume controlled")
     assert (new["kill_switch"], new["promotion_frozen"]) == (False, True)
     assert history(conn, 1)[0]["action"] == "resume"
+    incident = conn.execute("select incident_id, severity from chat_get_v11_incidents()").fetchone()
+    assert incident[1] == "P0"  # the automatic kill declared it
+    conn.execute("select chat_set_v11_incident_status(%s, 'resolved', 'exit criteria hold')", (incident[0],))
     lifted = conn.execute(
         "select promotion_frozen from chat_lift_v11_freeze('gates green after the resume')"
     ).fetchone()

@@ -117,7 +117,7 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
     for section in ("§4.2", "§4.4", "§5", "§8", "§9", "§10"):
         assert section in out
     assert "NOT AS EXPECTED" not in out
-    assert "All 15 steps behaved as the playbook expects" in out
+    assert "All 16 steps behaved as the playbook expects" in out
 
 
 def test_run_demo_reports_a_deviation(db_url):
@@ -287,7 +287,7 @@ def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_s
             result = invoke(["demo"], pg_server.url)
             assert result.exit_code == 0, result.output
             assert f"recreating database {name}" in result.output
-            assert "All 15 steps behaved as the playbook expects" in result.output
+            assert "All 16 steps behaved as the playbook expects" in result.output
             assert f"psql '{pg_server.url_for(name)}'" in result.output
         with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
             assert [r["action"] for r in history(conn)] == [

@@ -28,9 +28,23 @@ API = [
     ("select chat_put_v11_metric_samples('[]')", {INGEST}),
     ("select chat_put_v11_metric_samples('{}'::text[], '{}', '{}', null, null, null)", {INGEST}),
     ("select * from chat_run_v11_guardrails()", {INGEST}),
+    ("select * from chat_open_v11_incident('P2', 'schema mismatch on one client')", {OPERATOR}),
+    ("select * from chat_get_v11_incidents()", {READER, OPERATOR, ADMIN}),
+    ("select * from chat_log_v11_incident(1, 'fact', 'receipts delayed')", {OPERATOR}),
+    ("select * from chat_set_v11_incident_role(1, 'IC', 'alice')", {OPERATOR}),
+    ("select * from chat_set_v11_incident_severity(1, 'P2', 'still local')", {OPERATOR}),
+    ("select * from chat_set_v11_incident_status(1, 'mitigated', 'fallback on')", {OPERATOR}),
+    ("select * from chat_snapshot_v11_incident(1)", {OPERATOR}),
+    ("select * from chat_put_v11_postmortem(1, '{}')", {OPERATOR}),
+    ("select * from chat_get_v11_incident_checklist(1)", {READER, OPERATOR, ADMIN}),
+    ("select * from chat_get_v11_incident_timeline(1)", {READER, OPERATOR, ADMIN}),
+    ("select * from chat_close_v11_incident(1, 'done')", {OPERATOR}),
 ]
 ROLES = [READER, OPERATOR, INGEST, ADMIN, NOBODY]
-TABLES = ["stage", "policy", "metric", "rollout_state", "rollout_history", "config_change", "metric_sample"]
+TABLES = [
+    "stage", "policy", "metric", "rollout_state", "rollout_history", "config_change", "metric_sample", "incident",
+    "incident_entry",
+]
 
 
 def as_role(conn, role: str, sql: str) -> str | None:
@@ -47,6 +61,7 @@ def as_role(conn, role: str, sql: str) -> str | None:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("sql,allowed", API, ids=[a[0].split("(")[0].split()[-1] for a in API])
 def test_execute_matrix(conn, role, sql, allowed):
+    conn.execute("select chat_open_v11_incident('P2', 'a P2 incident for the matrix')")
     result = as_role(conn, role, sql)
     if role in allowed:
         assert result != "42501"  # it ran (or a guard refused with a project SQLSTATE)

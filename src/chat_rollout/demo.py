@@ -482,6 +482,16 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
         "kill switch off at canary_1, promotion stays frozen, version 6",
     )
 
+    walk.step("Playbook §5.6 / §11.7 — the exit criteria hold: the IC resolves the P0 incident")
+    walk.say("The guardrail declared a P0 incident with the automatic kill; promotion stays refused while it is open.")
+    incident = ops.run("select incident_id, severity, status, summary from public.chat_get_v11_incidents();")
+    walk.check(bool(incident.rows) and incident.rows[0]["severity"] == "P0", "the guardrail's P0 incident is open")
+    incident_id = incident.rows[0]["incident_id"] if incident.rows else 0
+    resolved = ops.run(
+        f"select * from public.chat_set_v11_incident_status({incident_id}, 'resolved', 'P0 exit criteria hold');"
+    )
+    walk.accepted(resolved, "the incident is resolved: its P0 exit criteria hold")
+
     walk.step("Playbook §11.8 — 'rollout resume only through the gate': lift the freeze")
     lift = ops.run("select * from public.chat_lift_v11_freeze('gates green after the controlled resume');")
     walk.accepted(lift, "the unfreeze is accepted: kill switch off, gates green, no open incident")
