@@ -21,6 +21,12 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/pytest
 
+# Benchmarks (SPEC 6): a fresh database on DATABASE_URL's server (else the embedded PostgreSQL 18), report in
+# docs/benchmarks.md; options through BENCH_ARGS, e.g. make bench BENCH_ARGS='--output /tmp/bench.md'.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	PATH="$(abspath $(BIN)):$$PATH" python -m tools.bench $(BENCH_ARGS)
+
 lint: $(STAMP)
 	PATH="$(abspath $(BIN)):$$PATH" tools/lint
 

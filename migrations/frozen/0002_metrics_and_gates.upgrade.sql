@@ -285,6 +285,9 @@ returns table (
 )
 language plpgsql
 stable
+-- the window queries always want the (metric, cohort, bucket_start) index: a generic plan is right, and
+-- re-planning them on every call (custom plans) would make the cost grow with the history kept
+set plan_cache_mode = force_generic_plan
 as $$
 #variable_conflict use_column
 declare

@@ -1,0 +1,132 @@
+"""What every benchmark shares: the run context, a report section, latency and throughput helpers."""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from chat_rollout.server import Server
+
+if TYPE_CHECKING:
+    from .history import History
+
+
+@dataclass
+class SummaryRow:
+    """One figure of the summary table: what, the measured value, the target (if any) and whether it is met."""
+
+    figure: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Section:
+    """A benchmark's part of the report: its summary rows and its Markdown body."""
+
+    title: str
+    summary: list[SummaryRow] = field(default_factory=list)
+    body: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Context:
+    """One run: the options, the server, the scratch database and an autocommit owner connection to it."""
+
+    args: argparse.Namespace
+    server: Server
+    dbname: str
+    url: str
+    conn: psycopg.Connection
+    started: float = field(default_factory=time.monotonic)
+    history: History | None = None
+    facts: dict[str, Any] = field(default_factory=dict)
+
+    def log(self, message: str) -> None:
+        print(f"[bench {time.monotonic() - self.started:6.1f}s] {message}", file=sys.stderr, flush=True)
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def get_history(self) -> History:
+        from .history import History
+
+        if self.history is None:
+            self.history = History(self)
+        return self.history
+
+
+@dataclass
+class Latency:
+    """Client-side latencies of one prepared statement, in milliseconds."""
+
+    samples_ms: list[float]
+
+    def quantile(self, q: float) -> float:
+        # inclusive method: interpolates between the observed values (p99 of 300 is near the 3rd largest)
+        cuts = statistics.quantiles(self.samples_ms, n=1000, method="inclusive")
+        return cuts[round(q * 1000) - 1]
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.samples_ms)
+
+    @property
+    def p95(self) -> float:
+        return self.quantile(0.95)
+
+    @property
+    def p99(self) -> float:
+        return self.quantile(0.99)
+
+    @property
+    def n(self) -> int:
+        return len(self.samples_ms)
+
+
+def measure_latency(
+    conn: psycopg.Connection, query: str, params: tuple | None = None, *, iterations: int, warmup: int
+) -> Latency:
+    """Run a query ``warmup`` times, then ``iterations`` times timed, as a prepared statement (round trip
+    and fetching every row included). The connection is in autocommit: one transaction per call."""
+    cur = conn.cursor()
+    for _ in range(warmup):
+        cur.execute(query, params, prepare=True)
+        cur.fetchall()
+    samples = []
+    clock = time.perf_counter_ns
+    for _ in range(iterations):
+        t0 = clock()
+        cur.execute(query, params, prepare=True)
+        cur.fetchall()
+        samples.append((clock() - t0) / 1e6)
+    cur.close()
+    return Latency(samples)
+
+
+def ms(value: float) -> str:
+    return f"{value:.3f} ms" if value < 10 else f"{value:.1f} ms"
+
+
+def count(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def table(headers: list[str], rows: list[list[str]], align: str | None = None) -> list[str]:
+    """A Markdown table; ``align`` is one letter per column (l or r)."""
+    align = align or "l" * len(headers)
+    rule = ["---:" if a == "r" else "---" for a in align]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join(rule) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return lines
+
+
+def verdict(met: bool | None) -> str:
+    return {True: "yes", False: "**no**", None: ""}[met]

@@ -1,0 +1,212 @@
+"""The shared runner: a server, a fresh migrated database, every benchmark, the report, then the database dropped.
+
+    make bench                                   # DATABASE_URL's server if set, else the embedded PostgreSQL 18
+    python -m tools.bench --output docs/benchmarks.md [--days 30] [--iterations 300] [--only gates]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import shlex
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from chat_rollout import PROJECT_ROOT, migrate
+from chat_rollout.server import Server, from_environment
+
+from . import gates, ingest, select_one
+from .common import Context, Section, table, verdict
+
+BENCHMARKS = {"select_one": select_one, "gates": gates, "ingest": ingest}
+SETTINGS = ["shared_buffers", "work_mem", "effective_cache_size", "synchronous_commit", "fsync", "wal_level",
+            "max_wal_size", "jit", "plan_cache_mode"]
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--output", type=Path, default=PROJECT_ROOT / "docs" / "benchmarks.md",
+                   help="the report to write (default: docs/benchmarks.md)")
+    p.add_argument("--days", type=int, default=30, help="days of history for the long gate run (default 30)")
+    p.add_argument("--iterations", type=int, default=300, help="timed calls per latency (default 300)")
+    p.add_argument("--warmup", type=int, default=30, help="untimed calls before them (default 30)")
+    p.add_argument("--batch-sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 5000, 20000],
+                   help="ingestion batch sizes, comma-separated (default 1000,5000,20000)")
+    p.add_argument("--ingest-samples", type=int, default=100_000,
+                   help="samples per path and batch size (at least 3 batches; default 100000)")
+    p.add_argument("--only", type=lambda s: s.split(","), default=list(BENCHMARKS),
+                   help=f"benchmarks to run, comma-separated (default: all of {','.join(BENCHMARKS)})")
+    p.add_argument("--keep-database", action="store_true", help="do not drop the benchmark database")
+    args = p.parse_args(argv)
+    unknown = set(args.only) - set(BENCHMARKS)
+    if unknown:
+        p.error(f"unknown benchmarks {sorted(unknown)}: choose among {list(BENCHMARKS)}")
+    return args
+
+
+def masked(url: str) -> str:
+    """A URI without its password."""
+    if "://" not in url:
+        return url
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def command_line(argv: list[str] | None) -> tuple[str, str]:
+    """(the command as the user typed it, as far as it can be known; the tool's own command line)."""
+    args = sys.argv[1:] if argv is None else argv
+    tool = " ".join(["python -m tools.bench", *map(shlex.quote, args)])
+    url = os.environ.get("DATABASE_URL")
+    prefix = f"DATABASE_URL={masked(url)} " if url else ""
+    if os.environ.get("MAKELEVEL"):
+        return f"{prefix}make bench", tool
+    return f"{prefix}{tool}", tool
+
+
+def machine() -> dict[str, str]:
+    mem = cpu = "unknown"
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "host": socket.gethostname(),
+        "nproc": str(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()),
+        "memory": mem,
+        "cpu": cpu or platform.processor(),
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "psycopg": psycopg.__version__ + f" ({psycopg.pq.__impl__})",
+        "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
+    }
+
+
+def source_revision() -> str:
+    """The commit of the working tree, with "+ uncommitted changes" when it differs from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=PROJECT_ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "sql", "migrations"], cwd=PROJECT_ROOT,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"commit {head}" + (" + uncommitted changes in sql/ or migrations/" if dirty else "")
+
+
+def server_facts(conn: psycopg.Connection) -> dict[str, str]:
+    facts = {"version": conn.execute("select version()").fetchone()[0],
+             "revision": conn.execute("select string_agg(version_num, ', ') from alembic_version").fetchone()[0],
+             "source": source_revision()}
+    for name in SETTINGS:
+        try:
+            facts[name] = conn.execute(f"show {name}").fetchone()[0]
+        except psycopg.Error:
+            facts[name] = "n/a"
+    return facts
+
+
+def render(ctx: Context, sections: list[Section], host: dict[str, str], server: dict[str, str],
+           commands: tuple[str, str], date: datetime, seconds: float) -> str:
+    where = urlsplit(ctx.server.url).hostname if "://" in ctx.server.url else None
+    local = ctx.server.source == "embedded" or where in (None, "localhost", "127.0.0.1", "::1")
+    lines = [
+        "# Benchmarks",
+        "",
+        "Measured by `tools/bench` (one module per benchmark, a shared runner) against the figures of SPEC "
+        "section 6. Generated; do not edit by hand: run the command below again.",
+        "",
+        f"- Command: `{commands[0]}`" + (f" (runs `{commands[1]}`)" if commands[0] != commands[1] else ""),
+        f"- Date: {date.strftime('%Y-%m-%d %H:%M:%S UTC')}; the whole run took {seconds / 60:.1f} min",
+        f"- Server: {server['version']} ({ctx.server.source}" + (f", host {where}" if where else "") + ")"
+        + ("; client on the same machine" if local else ""),
+        f"- Machine: {host['nproc']} CPUs ({host['cpu']}), {host['memory']} memory, {host['os']}; "
+        f"Python {host['python']}, psycopg {host['psycopg']}; load average at the start {host['load']}, at the "
+        f"end {' '.join(f'{x:.2f}' for x in os.getloadavg())} (other work on the machine shows here)",
+        "- Server settings: " + ", ".join(f"{k} {server[k]}" for k in SETTINGS),
+        f"- Database: a fresh database `{ctx.dbname}` migrated with `alembic upgrade head` (revision "
+        f"{server['revision']}; source {server['source']}), dropped after the run",
+        "",
+        "## Summary",
+        "",
+    ]
+    rows = [[r.figure, r.value, r.target, verdict(r.met)] for s in sections for r in s.summary]
+    lines += table(["figure", "measured", "target (SPEC 6)", "met"], rows, "lrll")
+    for section in sections:
+        lines += ["", f"## {section.title}", "", *section.body]
+    lines += [
+        "",
+        "## Reproduce",
+        "",
+        "```sh",
+        "make bench                                                             # the embedded PostgreSQL 18",
+        "DATABASE_URL=postgresql://postgres@127.0.0.1:5432/postgres make bench  # a given server (here: 15)",
+        "make bench BENCH_ARGS='--output /tmp/bench.md --days 7'                # python -m tools.bench -h",
+        "```",
+        "",
+        "The committed report is the PostgreSQL 15 service's (the SPEC's figures are for PostgreSQL 15). The role "
+        "of DATABASE_URL must be able to create and drop a database; the history is loaded as the table owner.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    commands = command_line(argv)
+    date = datetime.now(UTC)
+    started = time.monotonic()
+    host = machine()
+    server: Server = from_environment()
+    dbname = f"chat_rollout_bench_{os.getpid()}"
+    admin = psycopg.connect(server.url, autocommit=True)
+    ctx: Context | None = None
+    try:
+        admin.execute(f'drop database if exists "{dbname}" with (force)')
+        admin.execute(f'create database "{dbname}"')
+        url = server.url_for(dbname)
+        print(f"[bench] server ({server.source}): {server.version()}", file=sys.stderr)
+        print(f"[bench] database {dbname}: alembic upgrade head", file=sys.stderr)
+        migrate.upgrade(url)
+        ctx = Context(args=args, server=server, dbname=dbname, url=url,
+                      conn=psycopg.connect(url, autocommit=True), started=started)
+        facts = server_facts(ctx.conn)
+        sections = []
+        for name, module in BENCHMARKS.items():
+            if name in args.only:
+                ctx.log(f"--- {module.TITLE}")
+                sections.append(module.run(ctx))
+        seconds = time.monotonic() - started
+        report = render(ctx, sections, host, facts, commands, date, seconds)
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(report)
+        ctx.log(f"report written to {args.output}")
+        for section in sections:
+            for row in section.summary:
+                mark = {True: "ok  ", False: "MISS", None: "    "}[row.met]
+                print(f"{mark} {row.figure}: {row.value} {('(target ' + row.target + ')') if row.target else ''}")
+        return 0
+    finally:
+        if ctx is not None:
+            ctx.conn.close()
+        if not args.keep_database:
+            admin.execute(f'drop database if exists "{dbname}" with (force)')
+        admin.close()
+        server.release()
