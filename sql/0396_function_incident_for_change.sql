@@ -7,14 +7,8 @@ as $$
 declare
     v_incident chat_v11.incident;
 begin
+    perform chat_v11.get_incident(p_incident_id);  -- RO030 when unknown
     select i.* into v_incident from chat_v11.incident as i where i.incident_id = p_incident_id for update;
-    if not found then
-        raise exception using
-            errcode = 'RO030',
-            message = format('unknown incident %s', coalesce(p_incident_id::text, 'null')),
-            detail = 'No incident has that id.',
-            hint = 'List the incidents with select * from public.chat_get_v11_incidents().';
-    end if;
     if v_incident.status = 'closed' then
         raise exception using
             errcode = 'RO036',

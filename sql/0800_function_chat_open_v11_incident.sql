@@ -20,14 +20,7 @@ declare
     v_incident chat_v11.incident;
     v_version bigint;
 begin
-    if p_severity is null or p_severity not in ('P0', 'P1', 'P2') then
-        raise exception using
-            errcode = 'RO031',
-            message = format('unknown severity %s', coalesce(quote_literal(p_severity), 'null')),
-            detail = 'P0: write path lost or stuck, ACK -> receipt broken; P1: recovery/resync degraded without '
-                || 'integrity loss; P2: version, schema or local errors without mass impact (playbook section 2).',
-            hint = 'Pass ''P0'', ''P1'' or ''P2''.';
-    end if;
+    perform chat_v11.checked_severity(p_severity);
     insert into chat_v11.incident (severity, summary, opened_actor)
     values (p_severity, v_summary, chat_v11.claimed_actor())
     returning * into v_incident;

@@ -14,13 +14,7 @@ declare
     v_version bigint;
 begin
     v_incident := chat_v11.incident_for_change(p_incident_id);
-    if p_severity is null or p_severity not in ('P0', 'P1', 'P2') then
-        raise exception using
-            errcode = 'RO031',
-            message = format('unknown severity %s', coalesce(quote_literal(p_severity), 'null')),
-            detail = 'Severities: P0, P1, P2 (playbook section 2).',
-            hint = 'Pass ''P0'', ''P1'' or ''P2''.';
-    end if;
+    perform chat_v11.checked_severity(p_severity);
     v_version := chat_v11.set_incident_severity(v_incident, p_severity, v_reason, null, null);
     return query select v_incident.incident_id, p_severity, v_incident.severity, v_incident.status, v_version;
 end

@@ -18,14 +18,7 @@ declare
     v_problems text[];
     v_at_open record;
 begin
-    select i.* into v_i from chat_v11.incident as i where i.incident_id = p_incident_id;
-    if not found then
-        raise exception using
-            errcode = 'RO030',
-            message = format('unknown incident %s', coalesce(p_incident_id::text, 'null')),
-            detail = 'No incident has that id.',
-            hint = 'List the incidents with select * from public.chat_get_v11_incidents().';
-    end if;
+    v_i := chat_v11.get_incident(p_incident_id);
     v_active := v_i.status in ('open', 'mitigated');
     select s.* into v_at_open from chat_v11.state_at(v_i.opened_at) as s;
 

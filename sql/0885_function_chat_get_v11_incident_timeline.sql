@@ -15,14 +15,7 @@ declare
     v_to timestamptz;
     v_step interval;
 begin
-    select i.* into v_i from chat_v11.incident as i where i.incident_id = p_incident_id;
-    if not found then
-        raise exception using
-            errcode = 'RO030',
-            message = format('unknown incident %s', coalesce(p_incident_id::text, 'null')),
-            detail = 'No incident has that id.',
-            hint = 'List the incidents with select * from public.chat_get_v11_incidents().';
-    end if;
+    v_i := chat_v11.get_incident(p_incident_id);
     -- from 15 minutes before the declaration, or before the guardrail's evidence when that is older
     select least(v_i.opened_at, min((e.data ->> 'at')::timestamptz)) - interval '15 minutes'
       into v_from

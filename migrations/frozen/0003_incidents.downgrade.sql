@@ -32,6 +32,8 @@ drop function chat_v11.set_incident_severity(chat_v11.incident, text, text, json
 drop function chat_v11.incident_rollout_effect(text, text, text);
 drop function chat_v11.postmortem_problems(jsonb);
 drop function chat_v11.incident_for_change(bigint);
+drop function chat_v11.get_incident(bigint);
+drop function chat_v11.checked_severity(text);
 drop function chat_v11.incident_log(bigint, text, text, jsonb);
 drop function chat_v11.incident_exit_failures(text, timestamptz);
 

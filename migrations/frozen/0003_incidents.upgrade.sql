@@ -121,6 +121,30 @@ revoke all on function chat_v11.incident_exit_failures(text, timestamptz) from p
 comment on function chat_v11.incident_exit_failures(text, timestamptz) is
 'What keeps the exit criteria of a P0/P1 incident from holding at p_at (empty when they hold; P2 has none).';
 
+-- >>> sql/0393_function_checked_severity.sql
+-- Validates an incident severity (playbook section 2) and returns it.
+create or replace function chat_v11.checked_severity(p_severity text)
+returns text
+language plpgsql
+immutable
+as $$
+begin
+    if p_severity is null or p_severity not in ('P0', 'P1', 'P2') then
+        raise exception using
+            errcode = 'RO031',
+            message = format('unknown severity %s', coalesce(quote_literal(p_severity), 'null')),
+            detail = 'P0: write path lost or stuck, ACK -> receipt broken; P1: recovery/resync degraded without '
+                || 'integrity loss; P2: version, schema or local errors without mass impact (playbook section 2).',
+            hint = 'Pass ''P0'', ''P1'' or ''P2''.';
+    end if;
+    return p_severity;
+end
+$$;
+
+revoke all on function chat_v11.checked_severity(text) from public;
+comment on function chat_v11.checked_severity(text) is
+'Returns the severity (P0, P1 or P2) or raises RO031.';
+
 -- >>> sql/0394_function_incident_log.sql
 -- Appends one entry to an incident's timeline and returns it.
 create or replace function chat_v11.incident_log(p_incident_id bigint, p_kind text, p_body text, p_data jsonb)
@@ -137,6 +161,32 @@ revoke all on function chat_v11.incident_log(bigint, text, text, jsonb) from pub
 comment on function chat_v11.incident_log(bigint, text, text, jsonb) is
 'Appends an entry (kind, text, data) to an incident timeline, recorded by session_user with the claimed actor.';
 
+-- >>> sql/0395_function_get_incident.sql
+-- One incident by id, or RO030 when there is none.
+create or replace function chat_v11.get_incident(p_incident_id bigint)
+returns chat_v11.incident
+language plpgsql
+stable
+as $$
+declare
+    v_incident chat_v11.incident;
+begin
+    select i.* into v_incident from chat_v11.incident as i where i.incident_id = p_incident_id;
+    if not found then
+        raise exception using
+            errcode = 'RO030',
+            message = format('unknown incident %s', coalesce(p_incident_id::text, 'null')),
+            detail = 'No incident has that id.',
+            hint = 'List the incidents with select * from public.chat_get_v11_incidents().';
+    end if;
+    return v_incident;
+end
+$$;
+
+revoke all on function chat_v11.get_incident(bigint) from public;
+comment on function chat_v11.get_incident(bigint) is
+'The incident with that id, or RO030 when there is none.';
+
 -- >>> sql/0396_function_incident_for_change.sql
 -- Locks an incident for a change, or raises RO030 (unknown) / RO036 (closed: nothing changes any more).
 create or replace function chat_v11.incident_for_change(p_incident_id bigint)
@@ -147,14 +197,8 @@ as $$
 declare
     v_incident chat_v11.incident;
 begin
+    perform chat_v11.get_incident(p_incident_id);  -- RO030 when unknown
     select i.* into v_incident from chat_v11.incident as i where i.incident_id = p_incident_id for update;
-    if not found then
-        raise exception using
-            errcode = 'RO030',
-            message = format('unknown incident %s', coalesce(p_incident_id::text, 'null')),
-            detail = 'No incident has that id.',
-            hint = 'List the incidents with select * from public.chat_get_v11_incidents().';
-    end if;
     if v_incident.status = 'closed' then
         raise exception using
             errcode = 'RO036',
@@ -677,14 +721,7 @@ declare
     v_incident chat_v11.incident;
     v_version bigint;
 begin
-    if p_severity is null or p_severity not in ('P0', 'P1', 'P2') then
-        raise exception using
-            errcode = 'RO031',
-            message = format('unknown severity %s', coalesce(quote_literal(p_severity), 'null')),
-            detail = 'P0: write path lost or stuck, ACK -> receipt broken; P1: recovery/resync degraded without '
-                || 'integrity loss; P2: version, schema or local errors without mass impact (playbook section 2).',
-            hint = 'Pass ''P0'', ''P1'' or ''P2''.';
-    end if;
+    perform chat_v11.checked_severity(p_severity);
     insert into chat_v11.incident (severity, summary, opened_actor)
     values (p_severity, v_summary, chat_v11.claimed_actor())
     returning * into v_incident;
@@ -859,13 +896,7 @@ declare
     v_version bigint;
 begin
     v_incident := chat_v11.incident_for_change(p_incident_id);
-    if p_severity is null or p_severity not in ('P0', 'P1', 'P2') then
-        raise exception using
-            errcode = 'RO031',
-            message = format('unknown severity %s', coalesce(quote_literal(p_severity), 'null')),
-            detail = 'Severities: P0, P1, P2 (playbook section 2).',
-            hint = 'Pass ''P0'', ''P1'' or ''P2''.';
-    end if;
+    perform chat_v11.checked_severity(p_severity);
     v_version := chat_v11.set_incident_severity(v_incident, p_severity, v_reason, null, null);
     return query select v_incident.incident_id, p_severity, v_incident.severity, v_incident.status, v_version;
 end
@@ -1045,14 +1076,7 @@ declare
     v_problems text[];
     v_at_open record;
 begin
-    select i.* into v_i from chat_v11.incident as i where i.incident_id = p_incident_id;
-    if not found then
-        raise exception using
-            errcode = 'RO030',
-            message = format('unknown incident %s', coalesce(p_incident_id::text, 'null')),
-            detail = 'No incident has that id.',
-            hint = 'List the incidents with select * from public.chat_get_v11_incidents().';
-    end if;
+    v_i := chat_v11.get_incident(p_incident_id);
     v_active := v_i.status in ('open', 'mitigated');
     select s.* into v_at_open from chat_v11.state_at(v_i.opened_at) as s;
 
@@ -1224,14 +1248,7 @@ declare
     v_to timestamptz;
     v_step interval;
 begin
-    select i.* into v_i from chat_v11.incident as i where i.incident_id = p_incident_id;
-    if not found then
-        raise exception using
-            errcode = 'RO030',
-            message = format('unknown incident %s', coalesce(p_incident_id::text, 'null')),
-            detail = 'No incident has that id.',
-            hint = 'List the incidents with select * from public.chat_get_v11_incidents().';
-    end if;
+    v_i := chat_v11.get_incident(p_incident_id);
     -- from 15 minutes before the declaration, or before the guardrail's evidence when that is older
     select least(v_i.opened_at, min((e.data ->> 'at')::timestamptz)) - interval '15 minutes'
       into v_from
