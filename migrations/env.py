@@ -14,6 +14,17 @@ config = context.config
 # the kill switch for long; statement_timeout bounds the whole script.
 TIMEOUTS = ("SET LOCAL lock_timeout = '5s'", "SET LOCAL statement_timeout = '5min'")
 
+# Every migration first takes the state table in EXCLUSIVE mode (readers go on): a state call that arrives
+# meanwhile waits in chat_v11.lock_state() and fails fast naming the migration (RO010), or runs after the
+# commit with fresh plans -- it never trips over an object the migration is dropping or replacing.
+STATE_LOCK = """DO $state_lock$
+BEGIN
+    IF to_regclass('chat_v11.rollout_state') IS NOT NULL THEN
+        LOCK TABLE chat_v11.rollout_state IN EXCLUSIVE MODE;
+    END IF;
+END
+$state_lock$"""
+
 
 def _dsn() -> str:
     dsn = config.attributes.get("dsn") or os.environ.get("DATABASE_URL")
@@ -28,7 +39,7 @@ def _dsn() -> str:
 def run_offline() -> None:
     context.configure(dialect_name="postgresql", transactional_ddl=True, literal_binds=True)
     with context.begin_transaction():
-        for statement in TIMEOUTS:
+        for statement in (*TIMEOUTS, STATE_LOCK):
             context.execute(statement)
         context.run_migrations()
 
@@ -39,7 +50,7 @@ def run_online() -> None:
     with engine.connect() as connection:
         context.configure(connection=connection, transactional_ddl=True)
         with context.begin_transaction():
-            for statement in TIMEOUTS:
+            for statement in (*TIMEOUTS, STATE_LOCK):
                 context.execute(statement)
             context.run_migrations()
 

@@ -17,7 +17,7 @@ begin
     end;
 
     with lockers as (
-        select l.pid, l.granted, l.mode
+        select l.pid, l.granted, l.mode, l.locktype
           from pg_catalog.pg_locks as l
          where l.locktype = 'transactionid'
            and l.mode = 'ExclusiveLock'
@@ -25,7 +25,7 @@ begin
            and l.transactionid in (select h.x from chat_v11.xmax_holders(v_xmax) as h (x))
            and l.pid <> pg_catalog.pg_backend_pid()
         union
-        select l.pid, l.granted, l.mode
+        select l.pid, l.granted, l.mode, l.locktype
           from pg_catalog.pg_locks as l
          where l.locktype = 'relation'
            and l.relation = 'chat_v11.rollout_state'::regclass
@@ -37,7 +37,7 @@ begin
             'pid %s (%s%s, user %s, application %s, %s since %s UTC, query: %s)',
             k.pid,
             case when k.granted then 'holds ' else 'waits for ' end,
-            case when k.mode = 'ExclusiveLock' then 'the state row' else k.mode || ' on the state table' end,
+            case when k.locktype = 'transactionid' then 'the state row' else k.mode || ' on the state table' end,
             coalesce(a.usename::text, '?'),
             coalesce(nullif(a.application_name, ''), '?'),
             coalesce(a.state, '?'),
