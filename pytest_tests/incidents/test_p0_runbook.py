@@ -112,7 +112,7 @@ def test_the_p0_runbook_end_to_end(conn):
     assert err.diag.sqlstate == "RO007"
 
     # the clean window arrives (the exporter catches up): exit criteria met, controlled resume
-    put(conn, window(timedelta(minutes=-31, seconds=50), timedelta(0), anchor))
+    put(conn, window(timedelta(minutes=-31, seconds=-50), timedelta(0), anchor))
     assert checklist(conn, incident_id)[7] == "done"
     resumed = set_state(conn, "canary_1", False, "resume controlled")
     assert (resumed["kill_switch"], resumed["promotion_frozen"]) == (False, True)

@@ -1,4 +1,5 @@
-"""The operator CLI: ``chat-rollout db up|down|url``, ``migrate``, ``status``, ``watch``, ``seed``, ``demo``.
+"""The operator CLI: ``chat-rollout db up|down|url``, ``migrate``, ``status``, ``watch``, ``seed``, ``demo``,
+``incident …`` (the incident calls of the playbook) and ``report ID`` (the postmortem skeleton with a chart).
 
 The server comes from the environment (SPEC section 3): ``DATABASE_URL`` when set, else the persistent
 embedded PostgreSQL 18 (``chat-rollout db up`` starts it, ``chat-rollout db down`` stops it).
@@ -11,7 +12,8 @@ from __future__ import annotations
 import functools
 import json
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -21,6 +23,7 @@ import psycopg
 import typer
 from psycopg import sql
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -29,6 +32,7 @@ from rich.text import Text
 
 from . import __version__, scenarios, server
 from . import migrate as migrations
+from . import report as incident_report
 from .demo import CHANNEL, DEMO_DATABASE, prepare_database, print_pg_error, run_demo
 from .server import Server, ServerUnavailable
 
@@ -45,6 +49,12 @@ db_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(db_app, name="db")
+incident_app = typer.Typer(
+    help="Incidents, as the playbook runs them (sections 2-11): declare, log, roles, severity, status, SQL snapshot, "
+    "checklist, timeline, postmortem, close.",
+    no_args_is_help=True,
+)
+app.add_typer(incident_app, name="incident")
 
 DatabaseOption = Annotated[
     str | None,
@@ -600,6 +610,340 @@ def _print_checkpoints(out: Console, anchor: datetime, results: list[tuple[scena
                 style="bold green",
             )
         )
+
+
+# --- incident ---------------------------------------------------------------------------------------
+
+IncidentId = Annotated[int, typer.Argument(metavar="ID", help="The incident's id (chat-rollout incident list).")]
+
+_SEVERITY_STYLE = {"P0": "bold white on red", "P1": "bold yellow", "P2": "cyan"}
+_INCIDENT_STATUS_STYLE = {"open": "bold red", "mitigated": "yellow", "resolved": "green", "closed": "dim"}
+_CHECK_STYLE = {"done": "bold green", "not done": "bold red", "n/a": "dim", "overdue": "bold yellow"}
+_SOURCE_STYLE = {"incident": "cyan", "rollout": "magenta", "gates": "yellow"}
+_KIND_STYLE = {"auto_kill": "bold red", "kill": "bold red", "resume": "bold green", "escalation": "bold red"}
+
+
+@contextmanager
+def _connection(database: str | None, application_name: str) -> Iterator[psycopg.Connection]:
+    """An autocommit connection to the target database, times in UTC, notices and warnings printed to stderr."""
+    srv = _environment_server()
+    try:
+        url, _ = _target(srv, database)
+        with psycopg.connect(url, autocommit=True, application_name=application_name) as conn:
+            conn.execute("select set_config('TimeZone', 'UTC', false)")
+            conn.add_notice_handler(_print_notice)
+            yield conn
+    finally:
+        srv.release()
+
+
+def _print_notice(diag: psycopg.errors.Diagnostic) -> None:
+    _err().print(Text(f"{diag.severity or 'NOTICE'}: ", style="bold yellow") + Text(diag.message_primary or ""))
+
+
+def _call(database: str | None, statement: str, params: tuple = ()) -> list[dict]:
+    """Run one incident call in its own transaction and return its rows (a refusal raises, _guard prints it)."""
+    with _connection(database, "chat-rollout incident") as conn, conn.cursor(row_factory=dict_row) as cur:
+        return cur.execute(statement, params).fetchall()
+
+
+def _at(moment: datetime | None) -> str:
+    return "–" if moment is None else moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _severity(value: str) -> Text:
+    return Text(value, style=_SEVERITY_STYLE.get(value, ""))
+
+
+def _record(title: str, row: dict) -> None:
+    """One returned row as a two-column table (the call's result, psql's \\x)."""
+    table = Table(title=title, box=box.ROUNDED, show_header=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for key, value in row.items():
+        if isinstance(value, datetime):
+            shown: Text | str = f"{_at(value)} UTC"
+        elif value is None:
+            shown = Text("null", style="dim")
+        else:
+            shown = str(value)
+        table.add_row(key, shown)
+    _out().print(table)
+
+
+def _cadence(row: dict) -> Text:
+    """The IC's 10-minute decision cadence: only an active incident has one."""
+    if row["status"] not in ("open", "mitigated"):
+        return Text("–", style="dim")
+    return Text("OVERDUE", style="bold yellow") if row["decision_overdue"] else Text("ok", style="green")
+
+
+@incident_app.command("list")
+@_guard
+def incident_list(database: DatabaseOption = None) -> None:
+    """Every incident, newest first (chat_get_v11_incidents()): severity, status, roles, decision cadence."""
+    rows = _call(database, "select * from public.chat_get_v11_incidents()")
+    out = _out()
+    if not rows:
+        out.print("No incidents. Declare one with chat-rollout incident open SEVERITY SUMMARY.")
+        return
+    table = Table(title="Incidents (newest first)", box=box.ROUNDED, title_justify="left")
+    for column in (
+        "id",
+        "severity",
+        "status",
+        "summary",
+        "declared (UTC)",
+        "roles",
+        "last decision",
+        "cadence",
+        "postmortem",
+        "entries",
+    ):
+        table.add_column(column, overflow="fold", justify="right" if column in ("id", "entries") else "left")
+    for row in rows:
+        table.add_row(
+            str(row["incident_id"]),
+            _severity(row["severity"]),
+            Text(row["status"], style=_INCIDENT_STATUS_STYLE.get(row["status"], "")),
+            row["summary"],
+            _at(row["opened_at"]),
+            row["roles"] or Text("none named", style="dim"),
+            _at(row["last_decision_at"]),
+            _cadence(row),
+            _yes_no(row["has_postmortem"]),
+            str(row["entries"]),
+        )
+    out.print(table)
+
+
+@incident_app.command("open")
+@_guard
+def incident_open(
+    severity: Annotated[str, typer.Argument(help="P0, P1 or P2 (playbook section 2).")],
+    summary: Annotated[str, typer.Argument(help="What is happening, in a few words.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Declare an incident: P0 and P1 freeze promotion at once, P0 also engages the kill switch."""
+    row = _call(database, "select * from public.chat_open_v11_incident(%s, %s)", (severity.upper(), summary))[0]
+    out = _out()
+    out.print(
+        Text(f"incident {row['incident_id']} declared: ", style="bold")
+        + _severity(row["severity"])
+        + Text(f" {row['summary']}")
+    )
+    if row["rollout_version"] is not None:
+        effect = "kill switch ON, promotion frozen" if row["severity"] == "P0" else "promotion frozen"
+        out.print(Text(f"the rollout: {effect} (version {row['rollout_version']})", style="bold red"))
+    _record("chat_open_v11_incident", row)
+    out.print(f"next: chat-rollout incident snapshot {row['incident_id']}; name the roles; log decisions", style="dim")
+
+
+@incident_app.command("log")
+@_guard
+def incident_log(
+    incident_id: IncidentId,
+    kind: Annotated[
+        str, typer.Argument(help="fact, decision, action, fallback_confirmed or root_cause ('layer: cause').")
+    ],
+    text: Annotated[str, typer.Argument(metavar="TEXT", help="The entry.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Append to the incident's UTC timeline (chat_log_v11_incident)."""
+    row = _call(database, "select * from public.chat_log_v11_incident(%s, %s, %s)", (incident_id, kind, text))[0]
+    _out().print(
+        f"{_at(row['at'])} UTC  incident {row['incident_id']}  {row['kind']} by {row['recorded_by']}: {row['body']}"
+    )
+
+
+@incident_app.command("role")
+@_guard
+def incident_role(
+    incident_id: IncidentId,
+    role: Annotated[str, typer.Argument(help="IC, backend, SRE, frontend or scribe.")],
+    person: Annotated[str, typer.Argument(help="Who fills it.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Name who fills a role of the incident (chat_set_v11_incident_role)."""
+    row = _call(database, "select * from public.chat_set_v11_incident_role(%s, %s, %s)", (incident_id, role, person))[0]
+    _out().print(f"incident {row['incident_id']}: {row['role']} is {row['person']} (since {_at(row['at'])} UTC)")
+
+
+@incident_app.command("severity")
+@_guard
+def incident_severity(
+    incident_id: IncidentId,
+    severity: Annotated[str, typer.Argument(help="P0, P1 or P2.")],
+    reason: Annotated[str, typer.Argument(help="Why.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Change the severity (raising it to P1 freezes promotion, to P0 also engages the kill switch)."""
+    row = _call(
+        database,
+        "select * from public.chat_set_v11_incident_severity(%s, %s, %s)",
+        (incident_id, severity.upper(), reason),
+    )[0]
+    out = _out()
+    out.print(
+        Text(f"incident {row['incident_id']}: severity {row['previous_severity']} → ", style="bold")
+        + _severity(row["severity"])
+    )
+    if row["rollout_version"] is not None:
+        out.print(Text(f"the rollout changed: version {row['rollout_version']}", style="bold red"))
+
+
+@incident_app.command("status")
+@_guard
+def incident_status(
+    incident_id: IncidentId,
+    status_: Annotated[str, typer.Argument(metavar="STATUS", help="mitigated, resolved or open (reopen).")],
+    reason: Annotated[str, typer.Argument(help="Why.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Move the incident: open → mitigated → resolved (only when its exit criteria hold), or reopen it."""
+    row = _call(
+        database, "select * from public.chat_set_v11_incident_status(%s, %s, %s)", (incident_id, status_, reason)
+    )[0]
+    _out().print(
+        Text(f"incident {row['incident_id']} ({row['severity']}): {row['previous_status']} → ", style="bold")
+        + Text(row["status"], style=_INCIDENT_STATUS_STYLE.get(row["status"], ""))
+        + Text(f" at {_at(row['changed_at'])} UTC")
+    )
+
+
+@incident_app.command("snapshot")
+@_guard
+def incident_snapshot(incident_id: IncidentId, database: DatabaseOption = None) -> None:
+    """Take the SQL snapshot of playbook section 4 (gates, checks, state, history 50) into the timeline."""
+    row = _call(database, "select * from public.chat_snapshot_v11_incident(%s)", (incident_id,))[0]
+    _out().print(f"{_at(row['at'])} UTC  incident {row['incident_id']}  {row['body']}")
+
+
+@incident_app.command("checklist")
+@_guard
+def incident_checklist(incident_id: IncidentId, database: DatabaseOption = None) -> None:
+    """The on-call checklist of playbook section 11, item by item, from facts in the database."""
+    rows = _call(database, "select * from public.chat_get_v11_incident_checklist(%s) order by item", (incident_id,))
+    table = Table(title=f"On-call checklist, incident {incident_id}", box=box.ROUNDED, title_justify="left")
+    table.add_column("#", justify="right")
+    table.add_column("item", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    table.add_column("evidence", overflow="fold")
+    for row in rows:
+        table.add_row(
+            str(row["item"]),
+            row["title"],
+            Text(row["status"], style=_CHECK_STYLE.get(row["status"], "")),
+            row["evidence"] or "",
+        )
+    out = _out()
+    out.print(table)
+    counts = {status: sum(row["status"] == status for row in rows) for status in _CHECK_STYLE}
+    summary = Text(f"{counts['done']} done, ", style="green") + Text(f"{counts['not done']} not done", style="red")
+    if counts["overdue"]:
+        summary += Text(f", {counts['overdue']} overdue", style="bold yellow")
+    out.print(summary + Text(f", {counts['n/a']} n/a", style="dim"))
+
+
+@incident_app.command("timeline")
+@_guard
+def incident_timeline(incident_id: IncidentId, database: DatabaseOption = None) -> None:
+    """One UTC timeline: the incident's entries, the rollout history and each change of the gate verdict."""
+    rows = _call(database, "select * from public.chat_get_v11_incident_timeline(%s)", (incident_id,))
+    table = Table(title=f"Timeline of incident {incident_id} (UTC)", box=box.ROUNDED, title_justify="left")
+    table.add_column("at (UTC)", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("kind", no_wrap=True)
+    table.add_column("who", overflow="fold")
+    table.add_column("what", overflow="fold")
+    for row in rows:
+        table.add_row(
+            _at(row["at"]),
+            Text(row["source"], style=_SOURCE_STYLE.get(row["source"], "")),
+            Text(row["kind"], style=_KIND_STYLE.get(row["kind"], "")),
+            row["who"] or "",
+            row["body"] or "",
+        )
+    _out().print(table)
+
+
+@incident_app.command("postmortem")
+@_guard
+def incident_postmortem(
+    incident_id: IncidentId,
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.json",
+            help="The postmortem as JSON ('-' reads stdin): timeline, root_cause {technical, process}, what_worked, "
+            "what_did_not_work, action_items [{kind, title, owner, deadline}], decision_log.",
+        ),
+    ],
+    database: DatabaseOption = None,
+) -> None:
+    """Store the incident's postmortem (refused with RO035 while anything required is missing)."""
+    err = _err()
+    try:
+        text = typer.get_text_stream("stdin").read() if str(file) == "-" else file.read_text(encoding="utf-8")
+    except OSError as exc:
+        err.print(Text("cannot read the postmortem: ", style="bold red") + Text(f"{file}: {exc.strerror or exc}"))
+        raise typer.Exit(1) from None
+    try:
+        postmortem = json.loads(text)
+    except json.JSONDecodeError as exc:
+        err.print(
+            Text("invalid JSON: ", style="bold red")
+            + Text(f"{file}: {exc.msg} (line {exc.lineno}, column {exc.colno})")
+        )
+        raise typer.Exit(1) from None
+    row = _call(database, "select * from public.chat_put_v11_postmortem(%s, %s)", (incident_id, Jsonb(postmortem)))[0]
+    _out().print(
+        f"incident {row['incident_id']} ({row['status']}): postmortem stored with {row['action_items']} action items "
+        f"at {_at(row['stored_at'])} UTC"
+    )
+
+
+@incident_app.command("close")
+@_guard
+def incident_close(
+    incident_id: IncidentId,
+    reason: Annotated[str, typer.Argument(help="Why.")],
+    database: DatabaseOption = None,
+) -> None:
+    """Close a resolved incident that has its complete postmortem."""
+    row = _call(database, "select * from public.chat_close_v11_incident(%s, %s)", (incident_id, reason))[0]
+    _out().print(
+        Text(f"incident {row['incident_id']} ({row['severity']}) ", style="bold")
+        + Text("closed", style="bold green")
+        + Text(f" at {_at(row['closed_at'])} UTC")
+    )
+
+
+# --- report -----------------------------------------------------------------------------------------
+
+
+@app.command()
+@_guard
+def report(
+    incident_id: IncidentId,
+    database: DatabaseOption = None,
+    out_dir: Annotated[
+        Path, typer.Option("--out", "-o", metavar="DIR", help="Where to write incident-ID.md and incident-ID.png.")
+    ] = Path("reports"),
+) -> None:
+    """Write the postmortem skeleton (Markdown) and a chart (PNG) of the P0/P1 metrics over the incident.
+
+    Reads the metric samples from the chat_v11 tables: run it as their owner (the migration role) or a superuser.
+    """
+    try:
+        with _connection(database, "chat-rollout report") as conn:
+            markdown, image = incident_report.write_report(conn, incident_id, out_dir)
+    except incident_report.ReportError as exc:
+        _err().print(Text("report: ", style="bold red") + Text(str(exc)))
+        raise typer.Exit(1) from None
+    out = _out()
+    out.print(Text("postmortem skeleton: ", style="bold") + Text(str(markdown)), soft_wrap=True)
+    out.print(Text("chart:               ", style="bold") + Text(str(image)), soft_wrap=True)
 
 
 # --- demo -------------------------------------------------------------------------------------------
