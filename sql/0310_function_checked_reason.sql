@@ -5,7 +5,12 @@ language plpgsql
 stable
 as $$
 declare
-    v_reason text := pg_catalog.regexp_replace(p_reason, '^[[:space:]]+|[[:space:]]+$', '', 'g');
+    v_reason text := pg_catalog.regexp_replace(
+        p_reason,
+        '^[[:space:]\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+'
+        || '|[[:space:]\u00a0\u1680\u2000-\u200b\u2028\u2029\u202f\u205f\u3000\ufeff]+$',
+        '', 'g'
+    );
 begin
     if v_reason is null or v_reason = '' or pg_catalog.char_length(v_reason) > 500 then
         raise exception using

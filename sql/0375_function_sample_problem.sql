@@ -18,7 +18,7 @@ as $$
     select pg_catalog.split_part(v.verdict, ':', 1), pg_catalog.substr(v.verdict, 7)
       from (
           select case
-              when p_kind is null then 'RO021:unknown metric ' || coalesce(pg_catalog.quote_literal(p_metric), 'null')
+              when p_kind is null then 'RO021:unknown metric ' || chat_v11.shown(p_metric)
               when p_cohort is null or p_cohort not in ('canary', 'control')
                   then 'RO022:cohort must be "canary" or "control"'
               when p_bucket_start is null then 'RO022:bucket_start is missing'

@@ -8,7 +8,7 @@ begin
     if p_severity is null or p_severity not in ('P0', 'P1', 'P2') then
         raise exception using
             errcode = 'RO031',
-            message = format('unknown severity %s', coalesce(quote_literal(p_severity), 'null')),
+            message = format('unknown severity %s', chat_v11.shown(p_severity)),
             detail = 'P0: write path lost or stuck, ACK -> receipt broken; P1: recovery/resync degraded without '
                 || 'integrity loss; P2: version, schema or local errors without mass impact (playbook section 2).',
             hint = 'Pass ''P0'', ''P1'' or ''P2''.';

@@ -31,13 +31,29 @@ begin
            and l.relation = 'chat_v11.rollout_state'::regclass
            and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
            and l.pid <> pg_catalog.pg_backend_pid()
+    ),
+    queue as (
+        -- what a queued locker waits behind (a long reader ahead of a DDL): the real cause
+        select b.pid, true as granted, 'ahead of pid ' || k.pid as mode, 'blocker' as locktype
+          from lockers as k
+         cross join lateral unnest(pg_catalog.pg_blocking_pids(k.pid)) as b (pid)
+         where not k.granted and b.pid <> pg_catalog.pg_backend_pid()
+    ),
+    everyone as (
+        select * from lockers
+        union
+        select * from queue
     )
     select pg_catalog.string_agg(
         format(
             'pid %s (%s%s, user %s, application %s, %s since %s UTC, query: %s)',
             k.pid,
-            case when k.granted then 'holds ' else 'waits for ' end,
-            case when k.locktype = 'transactionid' then 'the state row' else k.mode || ' on the state table' end,
+            case when k.locktype = 'blocker' then 'holds a lock ' when k.granted then 'holds ' else 'waits for ' end,
+            case
+                when k.locktype = 'transactionid' then 'the state row'
+                when k.locktype = 'blocker' then k.mode
+                else k.mode || ' on the state table'
+            end,
             coalesce(a.usename::text, '?'),
             coalesce(nullif(a.application_name, ''), '?'),
             coalesce(a.state, '?'),
@@ -48,7 +64,7 @@ begin
         '; ' order by k.pid
     )
       into v_lockers
-      from lockers as k
+      from everyone as k
       left join pg_catalog.pg_stat_activity as a on a.pid = k.pid;
     return v_lockers;
 end

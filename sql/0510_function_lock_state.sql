@@ -10,22 +10,15 @@ as $$
 declare
     v_state record;
     v_timeout interval := coalesce(chat_v11.policy_interval('state_lock_timeout'), interval '2 seconds');
-    v_lockers text;
 begin
+    perform chat_v11.begin_write('a rollout state change');
     perform pg_catalog.set_config(
         'lock_timeout', (ceil(extract(epoch from v_timeout) * 1000))::bigint::text, true
     );
     begin
         select s.* into strict v_state from chat_v11.rollout_state as s for update;
     exception when lock_not_available then
-        v_lockers := chat_v11.state_lockers();
-        raise exception using
-            errcode = 'RO010',
-            message = format('the rollout state is locked by another session: gave up after %s', v_timeout),
-            detail = format('Blocked by %s.',
-                            coalesce(v_lockers, 'a backend that released the lock meanwhile')),
-            hint = 'Retry the call. If the blocker is stuck (idle in transaction), end it with '
-                || 'SELECT pg_terminate_backend(<pid>) and retry.';
+        perform chat_v11.raise_state_locked(v_timeout);
     end;
     return v_state;
 end

@@ -32,7 +32,8 @@ begin
                                        p_source, pg_catalog.to_char(p_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
                                        array_to_string(v_failing, '; ')), 500);
     v_auto := coalesce((select (p.value #>> '{}')::boolean from chat_v11.policy as p where p.key = 'auto_kill'), true);
-    select s.kill_switch into v_state from chat_v11.rollout_state as s;
+    -- the state lock first: racing writers and guardrail runs decide one after the other (one incident)
+    v_state := chat_v11.lock_state();
 
     -- INCIDENT: escalate the active incident to P0, or declare one for the automatic kill
     select i.* into v_incident
@@ -58,14 +59,10 @@ begin
                                       jsonb_build_object('evidence', v_evidence, 'at', p_at));
     end if;
 
-    -- ROLLOUT: the automatic kill
+    -- ROLLOUT: the automatic kill (not when an operator got there first)
     if not v_auto or v_state.kill_switch then
-        return null;
-    end if;
-    v_state := chat_v11.lock_state();
-    if v_state.kill_switch then
         perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
-        return null;  -- an operator got there first
+        return null;
     end if;
     select g.* into v_gates from chat_v11.current_gates(p_at) as g;
     v_new := chat_v11.apply_transition(

@@ -19,6 +19,7 @@ declare
     v_written integer;
     v_evidence timestamptz;
 begin
+    perform chat_v11.begin_write('chat_put_v11_metric_samples');
     -- VALIDATE: the first bad sample by position, then a bucket sent twice
     select x.ord, p.code, p.problem,
            pg_catalog.json_build_object('metric', x.metric, 'cohort', x.cohort, 'bucket_start', x.bucket_start,
@@ -57,6 +58,7 @@ begin
     select x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value
       from unnest(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value)
                as x (metric, cohort, bucket_start, numerator, denominator, value)
+     order by x.metric, x.cohort, x.bucket_start  -- key order: concurrent batches never deadlock
         on conflict (metric, cohort, bucket_start) do update
        set numerator = excluded.numerator,
            denominator = excluded.denominator,

@@ -24,6 +24,7 @@ declare
     -- record, not chat_v11.rollout_state: a rowtype variable would wait for the table unbounded
     v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
     v_state record;
+    v_seen record;
     v_gates record;
     v_now timestamptz;
     v_current_ordinal integer;
@@ -36,6 +37,7 @@ declare
     v_new record;
     v_exit_failures text[];
 begin
+    perform chat_v11.begin_write('chat_set_v11_rollout_state');
     if p_kill_switch is null then
         raise exception using
             errcode = 'RO011',
@@ -44,8 +46,28 @@ begin
             hint = 'Pass true to engage the kill switch, false to hold, roll back, promote or resume.';
     end if;
 
+    select p.* into v_seen from chat_v11.peek_state() as p;
     v_state := chat_v11.lock_state();
     v_now := pg_catalog.clock_timestamp();
+    -- GUARD: another call changed the state while this one waited, and this call now means something else
+    -- (nested, so a kill plans nothing but what it needs: it stays correct across a migration it waited for)
+    if not p_kill_switch and v_state.version <> v_seen.version then
+        if chat_v11.call_action(v_seen.stage, v_seen.kill_switch, p_stage, false)
+           <> chat_v11.call_action(v_state.stage, v_state.kill_switch, p_stage, false) then
+            raise exception using
+                errcode = 'RO017',
+                message = format('the rollout changed while this call waited: (%s, false) would now be a %s, not a %s',
+                                 coalesce(p_stage, 'null'),
+                                 chat_v11.call_action(v_state.stage, v_state.kill_switch, p_stage, false),
+                                 chat_v11.call_action(v_seen.stage, v_seen.kill_switch, p_stage, false)),
+                detail = format('Version %s (stage %s, kill switch %s) became version %s '
+                                '(stage %s, kill switch %s, %s by %s).',
+                                v_seen.version, v_seen.stage, v_seen.kill_switch, v_state.version, v_state.stage,
+                                v_state.kill_switch, v_state.reason, v_state.changed_by),
+                hint = 'Read the state again (chat_get_v11_rollout_state()) and repeat the call if it still '
+                    || 'makes sense.';
+        end if;
+    end if;
     select s.ordinal into v_current_ordinal from chat_v11.stage as s where s.stage = v_state.stage;
     select s.ordinal into v_target_ordinal from chat_v11.stage as s where s.stage = p_stage;
     select g.* into v_gates from chat_v11.current_gates(v_now) as g;
@@ -58,7 +80,7 @@ begin
         v_to_stage := v_state.stage;
         if v_target_ordinal is null then
             v_note := format('stage %s is unknown: not applied, the kill switch is on at stage %s',
-                             coalesce(quote_literal(p_stage), 'null'), v_state.stage);
+                             chat_v11.shown(p_stage), v_state.stage);
         elsif v_target_ordinal > v_current_ordinal then
             v_note := format('stage %s is above the current stage %s: not applied, the kill switch is on at stage %s',
                              p_stage, v_state.stage, v_state.stage);
@@ -69,7 +91,7 @@ begin
         if v_target_ordinal is null then
             raise exception using
                 errcode = 'RO002',
-                message = format('unknown stage %s', coalesce(quote_literal(p_stage), 'null')),
+                message = format('unknown stage %s', chat_v11.shown(p_stage)),
                 detail = format('Known stages, in order: %s.',
                                 (select string_agg(s.stage, ', ' order by s.ordinal) from chat_v11.stage as s)),
                 hint = 'Name one of the known stages; the kill switch (p_kill_switch = true) accepts any stage.';

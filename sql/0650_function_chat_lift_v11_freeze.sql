@@ -25,6 +25,7 @@ declare
     v_gates record;
     v_new record;
 begin
+    perform chat_v11.begin_write('chat_lift_v11_freeze');
     v_state := chat_v11.lock_state();
     select g.* into v_gates from chat_v11.current_gates(pg_catalog.clock_timestamp()) as g;
     -- GUARD: unfreeze only through the gate

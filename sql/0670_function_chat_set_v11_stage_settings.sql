@@ -22,14 +22,22 @@ declare
     v_lower numeric;
     v_upper numeric;
 begin
+    perform chat_v11.begin_write('chat_set_v11_stage_settings');
     select s.* into v_old from chat_v11.stage as s where s.stage = p_stage for update;
     if not found then
         raise exception using
             errcode = 'RO002',
-            message = format('unknown stage %s', coalesce(quote_literal(p_stage), 'null')),
+            message = format('unknown stage %s', chat_v11.shown(p_stage)),
             detail = format('Known stages, in order: %s.',
                             (select string_agg(s.stage, ', ' order by s.ordinal) from chat_v11.stage as s)),
             hint = 'Name one of the known stages.';
+    end if;
+    if p_traffic_percent = 'NaN'::numeric or p_traffic_percent not between 0 and 100 then
+        raise exception using
+            errcode = 'RO015',
+            message = format('traffic percent %s is not valid for stage %s', p_traffic_percent, p_stage),
+            detail = 'A traffic percent is between 0 and 100.',
+            hint = 'Traffic grows along the stage order; change the neighbouring stages first.';
     end if;
     v_new := v_old;
     v_new.traffic_percent := coalesce(p_traffic_percent, v_old.traffic_percent);

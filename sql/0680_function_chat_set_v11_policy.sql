@@ -18,11 +18,12 @@ declare
     v_interval interval;
     v_problem text;
 begin
+    perform chat_v11.begin_write('chat_set_v11_policy');
     select p.* into v_old from chat_v11.policy as p where p.key = p_key for update;
     if not found then
         raise exception using
             errcode = 'RO014',
-            message = format('unknown policy %s', coalesce(quote_literal(p_key), 'null')),
+            message = format('unknown policy %s', chat_v11.shown(p_key)),
             detail = format('Known policies: %s.', (select string_agg(p.key, ', ' order by p.key) from chat_v11.policy as p)),
             hint = 'Name one of the known policies.';
     end if;
@@ -37,7 +38,7 @@ begin
         begin
             v_interval := (p_value #>> '{}')::interval;
         exception when others then
-            v_problem := format('%s is not an interval', p_value);
+            v_problem := format('%s is not an interval', chat_v11.shown(p_value #>> '{}'));
         end;
         if v_problem is null then
             v_problem := case
@@ -53,7 +54,7 @@ begin
     if v_problem is not null then
         raise exception using
             errcode = 'RO014',
-            message = format('invalid value %s for policy %s', coalesce(p_value::text, 'null'), p_key),
+            message = format('invalid value %s for policy %s', chat_v11.shown(p_value::text), p_key),
             detail = v_problem || '.',
             hint = format('Current value: %s.', v_old.value);
     end if;

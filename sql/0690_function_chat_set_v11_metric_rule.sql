@@ -27,11 +27,12 @@ declare
         'window', 'freshness', 'min_volume', 'factor', 'slack', 'threshold', 'alpha', 'static_baseline'
     ];
 begin
+    perform chat_v11.begin_write('chat_set_v11_metric_rule');
     select pg_catalog.to_jsonb(m.*) into v_old from chat_v11.metric as m where m.metric = p_metric for update;
     if v_old is null then
         raise exception using
             errcode = 'RO021',
-            message = format('unknown metric %s', coalesce(quote_literal(p_metric), 'null')),
+            message = format('unknown metric %s', chat_v11.shown(p_metric)),
             detail = format('Known metrics: %s.',
                             (select string_agg(m.metric, ', ' order by m.ordinal) from chat_v11.metric as m)),
             hint = 'Name a metric of the catalog.';
@@ -51,6 +52,19 @@ begin
             message = format('unknown metric rule keys: %s', v_unknown),
             detail = format('Known keys: %s.', array_to_string(v_keys, ', ')),
             hint = 'Check the spelling; nothing was changed.';
+    end if;
+
+    select string_agg(format('%s (%s)', e.key, jsonb_typeof(e.value)), ', ' order by e.key) into v_unknown
+      from jsonb_each(p_settings) as e
+     where jsonb_typeof(e.value) <> case when e.key in ('window', 'freshness') then 'string' else 'number' end
+       and not (e.key = 'static_baseline' and jsonb_typeof(e.value) = 'null');
+    if v_unknown is not null then
+        raise exception using
+            errcode = 'RO016',
+            message = format('wrong JSON type for metric rule keys: %s', v_unknown),
+            detail = 'window and freshness are interval strings such as "20 minutes"; the other keys are JSON numbers; '
+                || 'static_baseline may be null (no static baseline).',
+            hint = 'Nothing was changed; send valid values.';
     end if;
 
     begin
@@ -78,7 +92,7 @@ begin
     exception when data_exception or check_violation or not_null_violation then
         raise exception using
             errcode = 'RO016',
-            message = format('invalid metric rule for %s: %s', p_metric, p_settings),
+            message = format('invalid metric rule for %s: %s', p_metric, chat_v11.shown(p_settings::text)),
             detail = format('%s. window and freshness are intervals (freshness <= window <= 1 day); min_volume, '
                             'factor (>= 1), slack (>= 0), threshold, alpha (0 to 0.5) and static_baseline (>= 0) '
                             'are numbers; a P0 exactly-zero rule keeps threshold 0.', sqlerrm),

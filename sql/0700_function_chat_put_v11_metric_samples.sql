@@ -18,6 +18,7 @@ declare
     v_denominator bigint[];
     v_value double precision[];
 begin
+    perform chat_v11.begin_write('chat_put_v11_metric_samples');
     if p_samples is null or pg_catalog.jsonb_typeof(p_samples) is distinct from 'array' then
         raise exception using
             errcode = 'RO020',

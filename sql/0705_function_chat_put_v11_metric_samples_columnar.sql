@@ -17,6 +17,7 @@ as $$
 declare
     v_n integer := coalesce(pg_catalog.cardinality(p_metric), 0);
 begin
+    perform chat_v11.begin_write('chat_put_v11_metric_samples');
     if p_metric is null
        or coalesce(pg_catalog.cardinality(p_cohort), -1) <> v_n
        or coalesce(pg_catalog.cardinality(p_bucket_start), -1) <> v_n

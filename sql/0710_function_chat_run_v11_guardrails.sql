@@ -19,6 +19,7 @@ declare
     v_retention interval := coalesce(chat_v11.policy_interval('retention'), interval '30 days');
     v_pruned bigint;
 begin
+    perform chat_v11.begin_write('chat_run_v11_guardrails');
     -- GUARD: a failing P0 check kills (the same rule as at ingestion, for evidence the writer missed)
     v_version := chat_v11.auto_kill(v_now, 'guardrail run');
     if v_version is not null then

@@ -19,8 +19,13 @@ declare
     v_summary text := chat_v11.checked_reason(p_summary);
     v_incident chat_v11.incident;
     v_version bigint;
+    v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 begin
+    perform chat_v11.begin_write('chat_open_v11_incident');
     perform chat_v11.checked_severity(p_severity);
+    if p_severity in ('P0', 'P1') then
+        perform chat_v11.lock_state();  -- lock order: the state row, then incident rows
+    end if;
     insert into chat_v11.incident (severity, summary, opened_actor)
     values (p_severity, v_summary, chat_v11.claimed_actor())
     returning * into v_incident;
@@ -30,6 +35,7 @@ begin
         p_severity, pg_catalog.left(format('incident %s %s: %s', v_incident.incident_id, p_severity, v_summary), 500),
         null
     );
+    perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     return query select v_incident.incident_id, v_incident.severity, v_incident.status, v_incident.summary,
                         v_incident.opened_at, v_incident.opened_by, v_version;
 end

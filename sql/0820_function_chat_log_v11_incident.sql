@@ -12,11 +12,12 @@ declare
     v_entry chat_v11.incident_entry;
     v_layer text;
 begin
+    perform chat_v11.begin_write('chat_log_v11_incident');
     perform chat_v11.incident_for_change(p_incident_id);
     if p_kind is null or p_kind not in ('fact', 'decision', 'action', 'fallback_confirmed', 'root_cause') then
         raise exception using
             errcode = 'RO031',
-            message = format('unknown timeline entry kind %s', coalesce(quote_literal(p_kind), 'null')),
+            message = format('unknown timeline entry kind %s', chat_v11.shown(p_kind)),
             detail = 'Kinds: fact, decision, action, fallback_confirmed (the client fallback is confirmed), '
                 || 'root_cause (''layer: cause'', layer one of backend, frontend, sre, database, network).',
             hint = 'For example: chat_log_v11_incident(7, ''decision'', ''keep the kill switch on'').';

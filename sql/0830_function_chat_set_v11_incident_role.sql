@@ -12,6 +12,7 @@ declare
     v_role text;
     v_entry chat_v11.incident_entry;
 begin
+    perform chat_v11.begin_write('chat_set_v11_incident_role');
     perform chat_v11.incident_for_change(p_incident_id);
     v_role := case lower(coalesce(p_role, ''))
         when 'ic' then 'IC' when 'backend' then 'backend' when 'sre' then 'SRE'
@@ -20,7 +21,7 @@ begin
     if v_role is null then
         raise exception using
             errcode = 'RO031',
-            message = format('unknown incident role %s', coalesce(quote_literal(p_role), 'null')),
+            message = format('unknown incident role %s', chat_v11.shown(p_role)),
             detail = 'Roles: IC, backend, SRE, frontend, scribe (playbook section 3).',
             hint = 'For example: chat_set_v11_incident_role(7, ''IC'', ''alice'').';
     end if;

@@ -12,10 +12,14 @@ declare
     v_reason text := chat_v11.checked_reason(p_reason);
     v_incident chat_v11.incident;
     v_version bigint;
+    v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
 begin
+    perform chat_v11.begin_write('chat_set_v11_incident_severity');
+    perform chat_v11.lock_state();  -- lock order: the state row, then incident rows
     v_incident := chat_v11.incident_for_change(p_incident_id);
     perform chat_v11.checked_severity(p_severity);
     v_version := chat_v11.set_incident_severity(v_incident, p_severity, v_reason, null, null);
+    perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     return query select v_incident.incident_id, p_severity, v_incident.severity, v_incident.status, v_version;
 end
 $$;

@@ -14,6 +14,7 @@ declare
     v_now timestamptz := clock_timestamp();
     v_failures text[];
 begin
+    perform chat_v11.begin_write('chat_set_v11_incident_status');
     v_incident := chat_v11.incident_for_change(p_incident_id);
     if p_status is null
        or (v_incident.status, p_status) not in (
@@ -23,7 +24,7 @@ begin
         raise exception using
             errcode = 'RO032',
             message = format('incident %s cannot go from %s to %s', p_incident_id, v_incident.status,
-                             coalesce(p_status, 'null')),
+                             chat_v11.shown(p_status)),
             detail = 'Statuses: open -> mitigated -> resolved -> closed; a resolved incident may be reopened.',
             hint = case when p_status = 'closed' then 'Close with chat_close_v11_incident(id, reason).'
                         else 'Pass mitigated, resolved or open.' end;

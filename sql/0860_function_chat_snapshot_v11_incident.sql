@@ -12,6 +12,7 @@ declare
     v_entry chat_v11.incident_entry;
     v_gates jsonb;
 begin
+    perform chat_v11.begin_write('chat_snapshot_v11_incident');
     perform chat_v11.incident_for_change(p_incident_id);
     select to_jsonb(g) into v_gates from public.chat_get_v11_release_gates() as g;
     v_entry := chat_v11.incident_log(

@@ -12,6 +12,7 @@ declare
     v_problems text[];
     v_entry chat_v11.incident_entry;
 begin
+    perform chat_v11.begin_write('chat_put_v11_postmortem');
     v_incident := chat_v11.incident_for_change(p_incident_id);
     v_problems := chat_v11.postmortem_problems(p_postmortem);
     if cardinality(v_problems) > 0 then

@@ -12,6 +12,7 @@ declare
     v_incident chat_v11.incident;
     v_now timestamptz := clock_timestamp();
 begin
+    perform chat_v11.begin_write('chat_close_v11_incident');
     v_incident := chat_v11.incident_for_change(p_incident_id);
     if v_incident.status <> 'resolved' then
         raise exception using

@@ -20,14 +20,7 @@ HERE = Path(__file__).parent
 SPECS = sorted(p.stem for p in (HERE / "specs").glob("*.spec"))
 
 # a spec whose expected output pins the right behaviour while the product still gets it wrong
-KNOWN_BUGS = {
-    "p0-incident-race": (
-        "chat_v11.auto_kill reads the kill switch, looks for an active incident and inserts a P0 incident "
-        "before it takes the state lock: two sessions judging the same failing P0 check at once (ingestion "
-        "and a guardrail run, or two writers) open 2 P0 incidents instead of 1, and an ingestion that waited "
-        "behind an operator's kill opens one although no serial order would"
-    ),
-}
+KNOWN_BUGS: dict[str, str] = {}  # spec name -> the bug its expected output pins, run as a strict xfail
 
 REGRESS = Path("lib/pgxs/src/test/isolation/pg_isolation_regress")
 

@@ -1,0 +1,519 @@
+"""Bad input for every API function: a documented project SQLSTATE, a HINT, and nothing changed anywhere.
+
+Table-driven: each case names the function it attacks, the call, and either the SQLSTATE it must raise (README's
+error-code table) or OK (a read or idempotent run that must succeed and change nothing). Every public
+chat_*_v11_* function found in the catalog must appear in CASES. Text that is legitimately free-form (a reason,
+an incident summary, a timeline entry) is stored verbatim, injection strings included: see the verbatim tests.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import psycopg
+import pytest
+from psycopg import sql
+
+OK = "OK"
+MB = "x" * (1024 * 1024)
+INJECTIONS = [
+    "'); drop table chat_v11.rollout_history; --",
+    "off'; delete from chat_v11.rollout_history; --",
+    "\"; truncate chat_v11.incident; --",
+    "$$; drop schema chat_v11 cascade; $$",
+    "canary_1' or '1'='1",
+]
+ALIGNED = "2026-01-01T00:00:00Z"  # a past, aligned bucket (well inside the 30-day retention is not needed)
+
+
+def sample(**overrides) -> str:
+    item = {
+        "metric": "full_state_rate",
+        "cohort": "canary",
+        "bucket_start": ALIGNED,
+        "numerator": 0,
+        "denominator": 10,
+    }
+    item.update(overrides)
+    for key in [k for k, v in overrides.items() if v is _DROP]:
+        del item[key]
+    return json.dumps([item])
+
+
+_DROP = object()
+GOOD_COLUMNS = (["full_state_rate"], ["canary"], [ALIGNED], [0], [10], [None])
+
+
+def columnar(**overrides) -> tuple:
+    names = ["metrics", "cohorts", "starts", "numerators", "denominators", "values"]
+    cols = dict(zip(names, GOOD_COLUMNS, strict=True))
+    cols.update(overrides)
+    return tuple(cols[n] for n in names)
+
+
+COLUMNAR = "select public.chat_put_v11_metric_samples(%s::text[], %s::text[], %s::timestamptz[], %s::bigint[], " \
+    "%s::bigint[], %s::float8[])"
+FUTURE_ALIGNED = "select public.chat_put_v11_metric_samples(jsonb_build_array(jsonb_build_object(" \
+    "'metric', 'full_state_rate', 'cohort', 'canary', 'numerator', 0, 'denominator', 10, 'bucket_start', " \
+    "to_char(date_bin('10 seconds', now() + interval '1 hour', timestamptz '2000-01-01') at time zone 'UTC', " \
+    "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'))))"
+
+
+# a reason made only of NO-BREAK SPACE, ZERO WIDTH SPACE and IDEOGRAPHIC SPACE is blank ([[:space:]] alone follows
+# the database's ctype and would not trim them)
+UNICODE_BLANK = "\u00a0\u200b\u3000"
+
+
+# (id, function name, SQL, params, expected SQLSTATE or OK[, marks])
+CASES = [
+    # --- chat_get_v11_rollout_state / incidents / verify: no argument; a hostile claimed actor changes nothing
+    ("state-actor-injection", "chat_get_v11_rollout_state", "select * from public.chat_get_v11_rollout_state()",
+     None, OK),
+    ("incidents-actor-injection", "chat_get_v11_incidents", "select * from public.chat_get_v11_incidents()", None,
+     OK),
+    ("verify-actor-injection", "chat_verify_v11_history", "select * from public.chat_verify_v11_history()", None,
+     OK),
+    ("guardrails-actor-injection", "chat_run_v11_guardrails", "select * from public.chat_run_v11_guardrails()",
+     None, OK),
+    # --- chat_get_v11_rollout_history(p_limit)
+    ("history-null", "chat_get_v11_rollout_history", "select * from public.chat_get_v11_rollout_history(%s)",
+     (None,), "RO011"),
+    ("history-zero", "chat_get_v11_rollout_history", "select * from public.chat_get_v11_rollout_history(0)",
+     None, "RO011"),
+    ("history-negative", "chat_get_v11_rollout_history",
+     "select * from public.chat_get_v11_rollout_history(-2147483648)", None, "RO011"),
+    ("history-max-int", "chat_get_v11_rollout_history",
+     "select * from public.chat_get_v11_rollout_history(2147483647)", None, OK),
+    # --- chat_get_v11_release_gates(p_at) / chat_get_v11_gate_checks(p_at)
+    *[
+        (f"{short}-{label}", fn, f"select * from public.{fn}(%s::timestamptz)", (value,), expected, *marks)
+        for fn, short in [("chat_get_v11_release_gates", "gates"), ("chat_get_v11_gate_checks", "checks")]
+        for label, value, expected, *marks in [
+            ("null-means-now", None, OK),
+            ("infinity", "infinity", OK),
+            ("minus-infinity", "-infinity", OK),
+            ("far-future", "9999-12-31T23:59:59Z", OK),
+            ("far-past", "1970-01-01T00:00:00Z", OK),
+        ]
+    ],
+    # --- chat_set_v11_rollout_state(p_stage, p_kill_switch, p_reason)
+    *[
+        (f"set-state-stage-{i}", "chat_set_v11_rollout_state",
+         "select * from public.chat_set_v11_rollout_state(%s, false, 'hold')", (stage,), "RO002")
+        for i, stage in enumerate([None, "", "OFF", " off", MB, *INJECTIONS])
+    ],
+    ("set-state-kill-null", "chat_set_v11_rollout_state",
+     "select * from public.chat_set_v11_rollout_state('off', null, 'hold')", None, "RO011"),
+    *[
+        (f"set-state-reason-{label}", "chat_set_v11_rollout_state",
+         "select * from public.chat_set_v11_rollout_state('off', true, %s)", (reason,), "RO001",
+         )
+        for label, reason in [("null", None), ("empty", ""), ("blank", " \t\r\n\f\v "), ("501", "r" * 501),
+                              ("1mb", MB), ("unicode-blank", UNICODE_BLANK)]
+    ],
+    # --- chat_lift_v11_freeze(p_reason)
+    *[
+        (f"lift-reason-{label}", "chat_lift_v11_freeze", "select * from public.chat_lift_v11_freeze(%s)", (reason,),
+         "RO001")
+        for label, reason in [("null", None), ("empty", ""), ("1mb", MB)]
+    ],
+    ("lift-gates-red", "chat_lift_v11_freeze", "select * from public.chat_lift_v11_freeze(%s)", (INJECTIONS[0],),
+     "RO009"),
+    # --- chat_set_v11_stage_settings(p_stage, p_traffic_percent, p_min_observation)
+    *[
+        (f"stage-settings-stage-{i}", "chat_set_v11_stage_settings",
+         "select * from public.chat_set_v11_stage_settings(%s, 2, '1 hour')", (stage,), "RO002")
+        for i, stage in enumerate([None, "", "canary_2", MB, *INJECTIONS])
+    ],
+    *[
+        (f"stage-settings-percent-{label}", "chat_set_v11_stage_settings",
+         "select * from public.chat_set_v11_stage_settings('canary_1', %s::numeric, null)", (value,), "RO015",
+         *marks)
+        for label, value, *marks in [
+            ("negative", "-1"), ("above-100", "100.01"), ("nan", "NaN"),
+            ("huge", "1e300"),
+            ("out-of-order", "60"),
+        ]
+    ],
+    *[
+        (f"stage-settings-window-{label}", "chat_set_v11_stage_settings",
+         "select * from public.chat_set_v11_stage_settings('canary_1', null, %s::interval)", (value,), "RO015")
+        for label, value in [("negative", "-1 second"), ("mixed-negative", "1 day -25 hours")]
+    ],
+    # --- chat_set_v11_policy(p_key, p_value)
+    *[
+        (f"policy-key-{i}", "chat_set_v11_policy", "select * from public.chat_set_v11_policy(%s, 'true')", (key,),
+         "RO014")
+        for i, key in enumerate([None, "", "AUTO_KILL", MB, *INJECTIONS])
+    ],
+    *[
+        (f"policy-{key}-{label}", "chat_set_v11_policy", "select * from public.chat_set_v11_policy(%s, %s::jsonb)",
+         (key, value), "RO014", *marks)
+        for key, label, value, *marks in [
+            ("auto_kill", "null", None),
+            ("auto_kill", "json-null", "null"),
+            ("auto_kill", "string", '"yes"'),
+            ("auto_kill", "number", "1"),
+            ("p0_exit_window", "too-short", '"10 minutes"'),
+            ("p0_exit_window", "too-long", '"61 minutes"'),
+            ("p0_exit_window", "not-interval", '"half an hour"'),
+            ("p0_exit_window", "number", "30"),
+            ("p0_exit_window", "injection", json.dumps(INJECTIONS[0])),
+            ("state_lock_timeout", "negative", '"-1 second"'),
+            ("state_lock_timeout", "huge", '"1000000000 years"'),
+            ("state_lock_timeout", "1mb", json.dumps(MB)),
+            ("retention", "zero", '"0 seconds"'),
+            ("retention", "array", "[]"),
+        ]
+    ],
+    # --- chat_set_v11_metric_rule(p_metric, p_settings)
+    *[
+        (f"rule-metric-{i}", "chat_set_v11_metric_rule",
+         "select * from public.chat_set_v11_metric_rule(%s, '{\"factor\": 2}')", (metric,), "RO021")
+        for i, metric in enumerate([None, "", "Full_State_Rate", MB, *INJECTIONS])
+    ],
+    *[
+        (f"rule-settings-{label}", "chat_set_v11_metric_rule",
+         "select * from public.chat_set_v11_metric_rule('full_state_rate', %s::jsonb)", (value,), "RO016", *marks)
+        for label, value, *marks in [
+            ("null", None),
+            ("array", "[]"),
+            ("string", '"factor"'),
+            ("unknown-key", '{"factr": 2}'),
+            ("injection-key", json.dumps({INJECTIONS[0]: 1})),
+            ("factor-string", '{"factor": "2"}'),
+            ("factor-negative", '{"factor": -1}'),
+            ("alpha-above-1", '{"alpha": 2}'),
+            ("alpha-zero", '{"alpha": 0}'),
+            ("window-garbage", '{"window": "forever"}'),
+            ("window-number", '{"window": 900}'),
+            ("window-negative", '{"window": "-15 minutes"}'),
+            ("freshness-huge", '{"freshness": "1000000000 years"}'),
+            ("min-volume-bool", '{"min_volume": true}'),
+            ("threshold-nested", '{"threshold": {"value": 0.01}}'),
+            ("static-baseline-negative", '{"static_baseline": -0.5}'),
+        ]
+    ],
+    # --- chat_put_v11_metric_samples(p_samples jsonb)
+    *[
+        (f"samples-json-{label}", "chat_put_v11_metric_samples",
+         "select public.chat_put_v11_metric_samples(%s::jsonb)", (value,), code, *marks)
+        for label, value, code, *marks in [
+            ("null", None, "RO020"),
+            ("object", "{}", "RO020"),
+            ("string", '"[]"', "RO020"),
+            ("not-object", "[1]", "RO022"),
+            ("unknown-metric", sample(metric="chat_bogus_rate"), "RO021"),
+            ("metric-injection", sample(metric=INJECTIONS[0]), "RO021"),
+            ("metric-1mb", sample(metric=MB), "RO021"),
+            ("metric-null", sample(metric=None), "RO022"),
+            ("metric-number", sample(metric=7), "RO022"),
+            ("unknown-cohort", sample(cohort="beta"), "RO022"),
+            ("cohort-injection", sample(cohort=INJECTIONS[1]), "RO022"),
+            ("unknown-key", json.dumps([{**json.loads(sample())[0], "extra": 1}]), "RO022"),
+            ("missing-bucket", sample(bucket_start=_DROP), "RO022"),
+            ("numerator-string", sample(numerator="0"), "RO022"),
+            ("numerator-nan", sample(numerator="NaN"), "RO022"),
+            ("numerator-negative", sample(numerator=-1), "RO022"),
+            ("numerator-fraction", sample(numerator=0.5), "RO022"),
+            ("numerator-huge", sample(numerator=10**30, denominator=10**30), "RO022"),
+            ("numerator-above-denominator", sample(numerator=11), "RO022"),
+            ("value-infinity", sample(metric="recovery_p95_ms", numerator=_DROP, denominator=_DROP,
+                                      value="Infinity"), "RO022"),
+            ("value-huge", json.dumps([{"metric": "recovery_p95_ms", "cohort": "canary", "bucket_start": ALIGNED,
+                                        "value": 1}]).replace('"value": 1', '"value": 1e400'), "RO022"),
+            ("value-negative", sample(metric="recovery_p95_ms", numerator=_DROP, denominator=_DROP, value=-5),
+             "RO022"),
+            ("bucket-garbage", sample(bucket_start="yesterday"), "RO022"),
+            ("bucket-no-offset", sample(bucket_start="2026-01-01T00:00:00"), "RO022"),
+            ("bucket-infinity", sample(bucket_start="infinity"), "RO022"),
+            ("bucket-year-10000", sample(bucket_start="10000-01-01T00:00:00Z"), "RO022"),
+            ("bucket-injection", sample(bucket_start=INJECTIONS[0]), "RO022"),
+            ("bucket-misaligned", sample(bucket_start="2026-01-01T00:00:05Z"), "RO023"),
+            ("bucket-microseconds", sample(bucket_start="2026-01-01T00:00:00.000001Z"), "RO023"),
+            ("bucket-far-future", sample(bucket_start="2999-01-01T00:00:00Z"), "RO024"),
+            ("duplicate", json.dumps(json.loads(sample()) * 2), "RO025"),
+        ]
+    ],
+    ("samples-json-future-aligned", "chat_put_v11_metric_samples", FUTURE_ALIGNED, None, "RO024"),
+    # --- chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[], float8[])
+    *[
+        (f"samples-columnar-{label}", "chat_put_v11_metric_samples", COLUMNAR, params, code, *marks)
+        for label, params, code, *marks in [
+            ("lengths-differ", columnar(cohorts=["canary", "control"]), "RO020"),
+            ("metrics-null", columnar(metrics=None), "RO020"),
+            ("unknown-metric", columnar(metrics=["chat_bogus_rate"]), "RO021"),
+            ("metric-injection", columnar(metrics=[INJECTIONS[0]]), "RO021"),
+            ("metric-1mb", columnar(metrics=[MB]), "RO021"),
+            ("metric-null-element", columnar(metrics=[None]), "RO021"),
+            ("cohort-injection", columnar(cohorts=[INJECTIONS[1]]), "RO022"),
+            ("start-null", columnar(starts=[None]), "RO022"),
+            ("start-infinity", columnar(starts=["infinity"]), "RO022"),
+            ("numerator-negative", columnar(numerators=[-1]), "RO022"),
+            ("numerator-above-denominator", columnar(numerators=[11]), "RO022"),
+            ("value-nan", columnar(metrics=["recovery_p95_ms"], numerators=[None], denominators=[None],
+                                   values=[math.nan]), "RO022"),
+            ("value-infinity", columnar(metrics=["recovery_p95_ms"], numerators=[None], denominators=[None],
+                                        values=[math.inf]), "RO022"),
+            ("value-minus-infinity", columnar(metrics=["recovery_p95_ms"], numerators=[None], denominators=[None],
+                                              values=[-math.inf]), "RO022"),
+            ("misaligned", columnar(starts=["2026-01-01T00:00:09.5Z"]), "RO023"),
+            ("far-future", columnar(starts=["2999-01-01T00:00:00Z"]), "RO024"),
+            ("duplicate", columnar(metrics=["full_state_rate"] * 2, cohorts=["canary"] * 2, starts=[ALIGNED] * 2,
+                                   numerators=[0, 0], denominators=[10, 10], values=[None, None]), "RO025"),
+        ]
+    ],
+    # --- chat_open_v11_incident(p_severity, p_summary)
+    *[
+        (f"open-severity-{i}", "chat_open_v11_incident", "select * from public.chat_open_v11_incident(%s, 'x')",
+         (severity,), "RO031")
+        for i, severity in enumerate([None, "", "p0", "P3", MB, *INJECTIONS])
+    ],
+    *[
+        (f"open-summary-{label}", "chat_open_v11_incident", "select * from public.chat_open_v11_incident('P2', %s)",
+         (summary,), "RO001")
+        for label, summary in [("null", None), ("empty", ""), ("1mb", MB)]
+    ],
+    # --- incident functions taking an id: unknown, null, negative, max bigint
+    *[
+        (f"{short}-id-{label}", fn, call, (incident_id,), code)
+        for fn, short, call, code in [
+            ("chat_log_v11_incident", "log", "select * from public.chat_log_v11_incident(%s, 'fact', 'x')", "RO030"),
+            ("chat_set_v11_incident_role", "role",
+             "select * from public.chat_set_v11_incident_role(%s, 'IC', 'alice')", "RO030"),
+            ("chat_set_v11_incident_severity", "severity",
+             "select * from public.chat_set_v11_incident_severity(%s, 'P1', 'worse')", "RO030"),
+            ("chat_set_v11_incident_status", "status",
+             "select * from public.chat_set_v11_incident_status(%s, 'mitigated', 'x')", "RO030"),
+            ("chat_snapshot_v11_incident", "snapshot", "select * from public.chat_snapshot_v11_incident(%s)",
+             "RO030"),
+            ("chat_put_v11_postmortem", "postmortem", "select * from public.chat_put_v11_postmortem(%s, '{}')",
+             "RO030"),
+            ("chat_get_v11_incident_checklist", "checklist",
+             "select * from public.chat_get_v11_incident_checklist(%s)", "RO030"),
+            ("chat_get_v11_incident_timeline", "timeline",
+             "select * from public.chat_get_v11_incident_timeline(%s)", "RO030"),
+            ("chat_close_v11_incident", "close", "select * from public.chat_close_v11_incident(%s, 'done')",
+             "RO030"),
+        ]
+        for label, incident_id in [("null", None), ("unknown", 999), ("negative", -1),
+                                   ("max-bigint", 9223372036854775807)]
+    ],
+    # --- chat_log_v11_incident(p_incident_id, p_kind, p_text)
+    *[
+        (f"log-kind-{i}", "chat_log_v11_incident", "select * from public.chat_log_v11_incident(1, %s, 'x')",
+         (kind,), "RO031")
+        for i, kind in enumerate([None, "", "FACT", MB, *INJECTIONS])
+    ],
+    *[
+        (f"log-text-{label}", "chat_log_v11_incident", "select * from public.chat_log_v11_incident(1, 'fact', %s)",
+         (text,), "RO001")
+        for label, text in [("null", None), ("empty", ""), ("1mb", MB)]
+    ],
+    ("log-root-cause-no-layer", "chat_log_v11_incident",
+     "select * from public.chat_log_v11_incident(1, 'root_cause', %s)", (INJECTIONS[0],), "RO031"),
+    # --- chat_set_v11_incident_role(p_incident_id, p_role, p_person)
+    *[
+        (f"role-role-{i}", "chat_set_v11_incident_role",
+         "select * from public.chat_set_v11_incident_role(1, %s, 'alice')", (role,), "RO031")
+        for i, role in enumerate([None, "", "CEO", MB, *INJECTIONS])
+    ],
+    *[
+        (f"role-person-{label}", "chat_set_v11_incident_role",
+         "select * from public.chat_set_v11_incident_role(1, 'IC', %s)", (person,), "RO001", *marks)
+        for label, person, *marks in [("null", None), ("empty", ""), ("1mb", MB)]
+    ],
+    # --- chat_set_v11_incident_severity(p_incident_id, p_severity, p_reason)
+    *[
+        (f"severity-severity-{i}", "chat_set_v11_incident_severity",
+         "select * from public.chat_set_v11_incident_severity(1, %s, 'x')", (severity,), "RO031")
+        for i, severity in enumerate([None, "", "P4", MB, *INJECTIONS])
+    ],
+    *[
+        (f"severity-reason-{label}", "chat_set_v11_incident_severity",
+         "select * from public.chat_set_v11_incident_severity(1, 'P1', %s)", (reason,), "RO001")
+        for label, reason in [("null", None), ("empty", ""), ("1mb", MB)]
+    ],
+    # --- chat_set_v11_incident_status(p_incident_id, p_status, p_reason)
+    *[
+        (f"status-status-{i}", "chat_set_v11_incident_status",
+         "select * from public.chat_set_v11_incident_status(1, %s, 'x')", (status,), "RO032")
+        for i, status in enumerate([None, "", "closed", "Mitigated", MB, *INJECTIONS])
+    ],
+    *[
+        (f"status-reason-{label}", "chat_set_v11_incident_status",
+         "select * from public.chat_set_v11_incident_status(1, 'mitigated', %s)", (reason,), "RO001")
+        for label, reason in [("null", None), ("empty", ""), ("1mb", MB)]
+    ],
+    # --- chat_put_v11_postmortem(p_incident_id, p_postmortem)
+    *[
+        (f"postmortem-{label}", "chat_put_v11_postmortem",
+         "select * from public.chat_put_v11_postmortem(1, %s::jsonb)", (value,), "RO035", *marks)
+        for label, value, *marks in [
+            ("null", None),
+            ("array", "[]"),
+            ("string", json.dumps(INJECTIONS[0])),
+            ("number", "1e400"),
+            ("action-items-string", '{"action_items": "none"}'),
+            ("action-item-no-owner", '{"action_items": [{"kind": "test", "what": "x", "deadline": "2026-12-01"}]}'),
+            ("action-item-bad-deadline", '{"action_items": [{"kind": "test", "what": "x", "owner": "a", '
+                                         '"deadline": "someday"}]}'),
+        ]
+    ],
+    # --- chat_close_v11_incident(p_incident_id, p_reason)
+    *[
+        (f"close-reason-{label}", "chat_close_v11_incident",
+         "select * from public.chat_close_v11_incident(1, %s)", (reason,), code)
+        for label, reason, code in [("null", None, "RO001"), ("empty", "", "RO001"), ("1mb", MB, "RO001"),
+                                    ("not-resolved", INJECTIONS[0], "RO032")]
+    ],
+]
+
+
+def api_functions(conn) -> set[str]:
+    rows = conn.execute(
+        "select distinct p.proname from pg_proc p "
+        "where p.pronamespace = 'public'::regnamespace and p.proname ~ '^chat_[a-z]+_v11_'"
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def chat_tables(conn) -> list[str]:
+    rows = conn.execute(
+        "select c.relname from pg_class c where c.relnamespace = 'chat_v11'::regnamespace "
+        "and c.relkind in ('r', 'p') order by 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def fingerprint(conn) -> dict[str, tuple]:
+    """(row count, md5 of every row) of every table in chat_v11, found in the catalog."""
+    result = {}
+    for table in chat_tables(conn):
+        query = sql.SQL(
+            "select count(*), md5(coalesce(string_agg(t::text, ',' order by t::text), '')) from chat_v11.{} t"
+        ).format(sql.Identifier(table))
+        result[table] = conn.execute(query).fetchone()
+    return result
+
+
+@pytest.fixture
+def prepared(conn):
+    """An open P2 incident (id 1) and a hostile claimed actor; returns the connection."""
+    opened = conn.execute("select incident_id from public.chat_open_v11_incident('P2', 'bad input target')")
+    assert opened.fetchone()[0] == 1
+    conn.execute("select set_config('chat.actor', %s, false)", (INJECTIONS[0],))
+    return conn
+
+
+def _params(case):
+    case_id, function, statement, params, expected, *marks = case
+    return pytest.param(function, statement, params, expected, id=case_id, marks=marks)
+
+
+@pytest.mark.parametrize("function,statement,params,expected", [_params(c) for c in CASES])
+def test_bad_input_is_refused_with_a_project_sqlstate_and_changes_nothing(prepared, function, statement, params,
+                                                                          expected):
+    conn = prepared
+    before = fingerprint(conn)
+    assert function in statement
+    if expected == OK:
+        # counted, not fetched: psycopg cannot load a timestamptz of +-infinity into a datetime
+        conn.execute(f"select count(*) from ({statement}) as accepted", params).fetchone()
+    else:
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute(statement, params)
+        diag = info.value.diag
+        assert (diag.sqlstate, function) == (expected, function), diag.message_primary
+        hint = diag.message_hint
+        assert hint and hint.strip(), f"{diag.sqlstate} without a HINT: {diag.message_primary}"
+    assert fingerprint(conn) == before
+    tables = set(chat_tables(conn))
+    assert {"rollout_history", "incident", "rollout_state"} <= tables
+
+
+def _is_huge(value) -> bool:
+    if isinstance(value, str):
+        return len(value) >= len(MB)
+    if isinstance(value, (list, tuple)):
+        return any(_is_huge(v) for v in value)
+    return False
+
+
+HUGE = [c for c in CASES if c[4] != OK and _is_huge(c[3])]
+
+
+@pytest.mark.parametrize(
+    "statement,params",
+    [
+        pytest.param(
+            c[2], c[3], id=c[0],
+        )
+        for c in HUGE
+    ],
+)
+def test_refusals_do_not_echo_a_huge_argument(prepared, statement, params):
+    with pytest.raises(psycopg.Error) as info:
+        prepared.execute(statement, params)
+    diag = info.value.diag
+    for field in (diag.message_primary, diag.message_detail, diag.message_hint):
+        assert len(field or "") < 10_000, (diag.sqlstate, (field or "")[:200])
+
+
+@pytest.mark.parametrize("moment", ["infinity", "-infinity", "9999-12-31T23:59:59Z", "1970-01-01T00:00:00Z"])
+def test_gates_at_extreme_moments_are_read_only_and_never_proceed(conn, moment):
+    gates = conn.execute(
+        "select gate_p0_ok, rollout_decision, promotion_allowed from public.chat_get_v11_release_gates(%s)", (moment,)
+    ).fetchone()
+    assert gates == (False, "HOLD", False)
+    statuses = conn.execute("select distinct status from public.chat_get_v11_gate_checks(%s)", (moment,)).fetchall()
+    assert {s for (s,) in statuses} <= {"inconclusive", "not_applicable"}
+
+
+def test_every_api_function_has_bad_input_cases(conn):
+    covered = {case[1] for case in CASES}
+    assert api_functions(conn) <= covered, api_functions(conn) - covered
+    assert covered <= api_functions(conn), covered - api_functions(conn)
+
+
+# --- free text is stored verbatim: nothing executed, nothing trimmed inside, nothing escaped
+
+VERBATIM = [*INJECTIONS, "Robert'); DROP TABLE Students;--", "\\x00 \\ % _ $1 :name {} 🚦 ẞ", "a\u200bb"]
+
+
+@pytest.mark.parametrize("text", VERBATIM, ids=[f"text-{i}" for i in range(len(VERBATIM))])
+def test_free_text_is_stored_verbatim_and_nothing_is_executed(conn, text):
+    tables = chat_tables(conn)
+    row = conn.execute("select reason from public.chat_set_v11_rollout_state('off', false, %s)", (text,)).fetchone()
+    assert row[0] == text
+    assert conn.execute("select reason from public.chat_get_v11_rollout_history(1)").fetchone()[0] == text
+    incident = conn.execute("select incident_id, summary from public.chat_open_v11_incident('P2', %s)",
+                            (text,)).fetchone()
+    assert incident[1] == text
+    entry = conn.execute("select body from public.chat_log_v11_incident(%s, 'fact', %s)", (incident[0], text))
+    assert entry.fetchone()[0] == text
+    role = conn.execute("select person from public.chat_set_v11_incident_role(%s, 'IC', %s)", (incident[0], text))
+    assert role.fetchone()[0] == text
+    listed = conn.execute("select summary from public.chat_get_v11_incidents() where incident_id = %s",
+                          (incident[0],)).fetchone()
+    assert listed[0] == text
+    stored = conn.execute("select body from chat_v11.incident_entry where incident_id = %s and kind = 'fact'",
+                          (incident[0],)).fetchone()
+    assert stored[0] == text
+    assert chat_tables(conn) == tables
+    assert conn.execute("select ok from public.chat_verify_v11_history()").fetchone()[0] is True
+
+
+def test_a_claimed_actor_is_stored_verbatim_beside_session_user(conn):
+    conn.execute("select set_config('chat.actor', %s, false)", (INJECTIONS[0],))
+    row = conn.execute("select changed_by, actor from public.chat_set_v11_rollout_state('off', false, 'hold')")
+    assert row.fetchone() == (conn.execute("select session_user").fetchone()[0], INJECTIONS[0])
+
+
+def test_a_kill_with_a_huge_unknown_stage_is_applied_with_a_short_note(conn):
+    row = conn.execute("select kill_switch, note from public.chat_set_v11_rollout_state(%s, true, 'kill')",
+                       (MB,)).fetchone()
+    assert row[0] is True  # the kill itself is never refused
+    stored = conn.execute("select length(note) from chat_v11.rollout_history order by version desc limit 1")
+    assert stored.fetchone()[0] < 1000
