@@ -17,6 +17,11 @@ def test_scenario_checkpoints(conn, name):
     assert scenarios.write_samples(conn, samples) == len(samples)
     assert scenario.checkpoints, f"{name} has no checkpoint"
     for checkpoint in scenario.checkpoints:
+        # every checkpoint states the whole verdict: both gates, the decision, the Go/No-Go, the failing checks
+        assert {"gate_p0_ok", "gate_p1_ok", "rollout_decision", "promotion_allowed"} <= set(checkpoint.expect), (
+            f"{name} at {checkpoint.at}: incomplete expectations {checkpoint.expect}"
+        )
+        assert checkpoint.failing is not None, f"{name} at {checkpoint.at}: no expected failing checks"
         got = scenarios.evaluate(conn, scenario, checkpoint, anchor)
         where = f"{name} at {checkpoint.at} ({checkpoint.stage}, kill switch {checkpoint.kill_switch})"
         for key, expected in checkpoint.expect.items():
