@@ -159,8 +159,10 @@ begin
                                                         'none since the incident was declared'));
     else
         status := 'done';
-        evidence := coalesce(format('last decision %s UTC: %s', to_char(v_entry.at at time zone 'UTC', 'HH24:MI:SS'),
-                                    v_entry.body), 'declared less than 10 minutes ago');
+        evidence := case
+            when v_entry.entry_id is null then 'declared less than 10 minutes ago'
+            else format('last decision %s UTC: %s', to_char(v_entry.at at time zone 'UTC', 'HH24:MI:SS'), v_entry.body)
+        end;
     end if;
     return next;
 end

@@ -92,6 +92,56 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
         ).fetchone()
         assert samples == (6498, 3)
 
+        # the incident, as data: declared by the guardrail with the kill, worked through, closed with its postmortem
+        incidents = conn.execute(
+            "select incident_id, severity, status, roles, has_postmortem, resolved_at, closed_at "
+            "from public.chat_get_v11_incidents()"
+        ).fetchall()
+        assert len(incidents) == 1
+        incident_id, severity, status, roles, has_postmortem, resolved_at, closed_at = incidents[0]
+        assert (severity, status, has_postmortem) == ("P0", "closed", True)
+        assert roles == "IC=alice, backend=carol, scribe=bob"
+        assert resolved_at < closed_at
+        assert [(r["version"], r["incident_id"]) for r in rows if r["incident_id"] is not None] == [
+            (6, incident_id),
+            (5, incident_id),
+            (4, incident_id),
+        ]
+        checklist = dict(
+            conn.execute(
+                "select item, status from public.chat_get_v11_incident_checklist(%s)", (incident_id,)
+            ).fetchall()
+        )
+        assert checklist == {**{item: "done" for item in range(1, 11)}, 11: "n/a"}
+        kinds = [
+            r[0]
+            for r in conn.execute(
+                "select kind from chat_v11.incident_entry where incident_id = %s order by entry_id", (incident_id,)
+            )
+        ]
+        assert kinds == [
+            "opened",
+            "role",
+            "role",
+            "role",
+            "snapshot",
+            "decision",
+            "fact",
+            "fallback_confirmed",
+            "root_cause",
+            "exit_criteria",
+            "status",
+            "postmortem",
+            "status",
+        ]
+        postmortem = conn.execute(
+            "select postmortem from chat_v11.incident where incident_id = %s", (incident_id,)
+        ).fetchone()[0]
+        assert sorted(item["kind"] for item in postmortem["action_items"]) == ["alert", "guardrail", "test"]
+        assert all(item["owner"] and item["deadline"] for item in postmortem["action_items"])
+        assert len(postmortem["decision_log"]) == 7 and postmortem["decision_log"][0].startswith("v2 ")
+        assert postmortem["root_cause"]["technical"] and postmortem["root_cause"]["process"]
+
     # the playbook's calls, verbatim, and each refusal with its SQLSTATE, DETAIL and HINT
     for call in (
         "select * from public.chat_get_v11_release_gates();",
@@ -102,9 +152,20 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
         "select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');",
         "select * from public.chat_lift_v11_freeze('gates green after the controlled resume');",
         "select * from public.chat_set_v11_stage_settings('canary_1', null, '0');",
+        "select * from public.chat_get_v11_incidents();",
+        f"select * from public.chat_get_v11_incident_checklist({incident_id});",
+        f"select * from public.chat_set_v11_incident_role({incident_id}, 'IC', 'alice');",
+        f"select * from public.chat_snapshot_v11_incident({incident_id});",
+        f"select * from public.chat_log_v11_incident({incident_id}, 'decision',",
+        f"select * from public.chat_log_v11_incident({incident_id}, 'fallback_confirmed',",
+        f"select * from public.chat_log_v11_incident({incident_id}, 'root_cause',",
+        f"select * from public.chat_set_v11_incident_status({incident_id}, 'resolved', 'P0 exit criteria hold');",
+        f"select * from public.chat_put_v11_postmortem({incident_id}, $1::jsonb);",
+        f"select * from public.chat_close_v11_incident({incident_id}, 'postmortem reviewed');",
+        f"select * from public.chat_get_v11_incident_timeline({incident_id});",
     ):
         assert call in out, call
-    for sqlstate in ("RO005", "RO006", "RO008"):
+    for sqlstate in ("RO005", "RO006", "RO008", "RO032", "RO034", "RO035", "RO036"):
         assert f"ERROR {sqlstate}: " in out
     assert "DETAIL: gate_p0_ok is false" in out
     assert "HINT: " in out
@@ -114,10 +175,13 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
     assert len(notified) == 1 and "auto_kill" in notified[0] and "guardrail" in notified[0]
     assert "p_at => '" in out and "ROLLBACK" in out
     assert "kill switch ON, frozen, v4 │ last: auto_kill by guardrail" in out  # the standing line after a step
-    for section in ("§4.2", "§4.4", "§5", "§8", "§9", "§10"):
+    assert f"incident {incident_id} P0 open │ checklist 5 done, 6 not done │ no roles named yet" in out
+    assert f"incident {incident_id} P0 closed │ checklist 10 done, 1 n/a │ IC=alice, backend=carol, scribe=bob" in out
+    assert "DETAIL: action item 2: owner is missing." in out
+    for section in ("§3", "§4.1", "§4.2", "§4.4", "§5", "§5.6", "§8", "§9", "§10", "§11"):
         assert section in out
     assert "NOT AS EXPECTED" not in out
-    assert "All 16 steps behaved as the playbook expects" in out
+    assert "All 23 steps behaved as the playbook expects" in out
 
 
 def test_run_demo_reports_a_deviation(db_url):
@@ -287,7 +351,7 @@ def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_s
             result = invoke(["demo"], pg_server.url)
             assert result.exit_code == 0, result.output
             assert f"recreating database {name}" in result.output
-            assert "All 16 steps behaved as the playbook expects" in result.output
+            assert "All 23 steps behaved as the playbook expects" in result.output
             assert f"psql '{pg_server.url_for(name)}'" in result.output
         with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
             assert [r["action"] for r in history(conn)] == [
@@ -302,6 +366,10 @@ def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_s
             ]
             s = state(conn)
             assert (s["stage"], s["kill_switch"], s["promotion_frozen"]) == ("canary_5", False, False)
+            incident = conn.execute("select severity, status, has_postmortem from public.chat_get_v11_incidents()")
+            assert incident.fetchall() == [("P0", "closed", True)]
+            checklist = conn.execute("select status from public.chat_get_v11_incident_checklist(1) order by item")
+            assert {r[0] for r in checklist} == {"done", "n/a"}
     finally:
         drop_database(pg_server, name)
 

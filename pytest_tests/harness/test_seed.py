@@ -39,7 +39,7 @@ def test_seed_writes_the_scenario_and_shows_its_checkpoints_next_to_the_computed
     assert f"wrote {len(expected)} samples through chat_put_v11_metric_samples" in out
     assert "PROCEED" in out
     assert "at 0m " in out and "at -70m " in out
-    assert "All 18 expectations of 3 checkpoints hold." in out
+    assert "All 20 expectations of 3 checkpoints hold." in out
     assert "differs" not in out
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert _samples(conn) == (len(expected), anchor - timedelta(minutes=60), anchor)
@@ -62,7 +62,7 @@ def test_seeding_a_p0_spike_engages_the_kill_switch_and_says_so(db_url):
     assert result.exit_code == 0, result.output
     assert "the rollout state changed while seeding: version 2 auto_kill by guardrail" in result.output
     assert "ROLLBACK" in result.output
-    assert "All 18 expectations of 4 checkpoints hold." in result.output
+    assert "All 24 expectations of 4 checkpoints hold." in result.output
     with psycopg.connect(db_url, autocommit=True) as conn:
         assert state(conn)["kill_switch"] is True
         assert [(r["action"], r["actor"]) for r in history(conn, 1)] == [("auto_kill", "guardrail")]

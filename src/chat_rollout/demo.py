@@ -3,13 +3,19 @@
 ``run_demo(url, console)`` takes a freshly migrated database and tells the whole story on real time: the
 SQL snapshot with gates that fail closed, the exporter's healthy data and the promotion to canary_1 (GO),
 the observation window, an operator hold, a P0 spike that arrives late and kills the rollout in the very
-call that writes it (auto_kill), the postmortem view of that moment, the IC's P0 call, a refused resume
-upwards, the recovery window, the controlled resume, the unfreeze and the promotion through the gate, then
-the verified history. Promotions are judged at the real current time, so the spike is late-arriving
-evidence (a bucket of 35 minutes ago): the 30-minute exit window is already clean when the IC resumes.
+call that writes it (auto_kill) and declares a P0 incident, then the incident process of the playbook as
+data: the incident and its on-call checklist (what is missing), the first five minutes (roles, the SQL
+snapshot into the timeline), the postmortem view of the spike, the IC's verbatim kill and decision, the P0
+runbook (chain checked, client fallback confirmed, root cause by layer), a refused resume upwards, the
+controlled resume, a close refused while open (RO032), the resolve, a close refused without postmortem
+(RO034), the unfreeze and the promotion through the gate, the verified history, the postmortem (refused
+incomplete with RO035, then stored), the checklist all done, the close, and the incident's UTC timeline.
+Promotions are judged at the real current time, so the spike is late-arriving evidence (a bucket of 35
+minutes ago): the 30-minute exit window is already clean when the IC resumes and resolves.
 
 Every call is printed with its result (or its refusal, as ``ERROR <SQLSTATE>``) and checked against what
-the playbook expects; after each step one line shows the gates, the state and the newest history row.
+the playbook expects; after each step one line shows the gates, the state and the newest history row, and
+once there is an incident a second line its status, its checklist and its roles.
 ``run_demo`` returns True only when every step behaved as expected.
 
 The rendering helpers here (``print_pg_error``, ``print_rows``) are shared with the CLI.
@@ -218,7 +224,7 @@ class Walk:
         return self.check(True, expectation)
 
     def standing(self) -> None:
-        """After a step: the gates, the state and the newest history row, in one line."""
+        """After a step: the gates, the state and the newest history row in one line; then the incident, if any."""
         if self.conn is None or self.steps == 0:
             return
         try:
@@ -232,6 +238,17 @@ class Walk:
                     "from public.chat_get_v11_rollout_state()"
                 ).fetchone()
                 h = cur.execute("select action, actor from public.chat_get_v11_rollout_history(1)").fetchone()
+                i = cur.execute(
+                    "select incident_id, severity, status, roles from public.chat_get_v11_incidents() limit 1"
+                ).fetchone()
+                items = (
+                    cur.execute(
+                        "select status, count(*) from public.chat_get_v11_incident_checklist(%s) group by status",
+                        (i[0],),
+                    ).fetchall()
+                    if i is not None
+                    else []
+                )
         except psycopg.Error as exc:
             self.console.print(Text(f"  ⎿ (the standing could not be read: {exc.sqlstate})", style="dim"))
             return
@@ -245,9 +262,21 @@ class Walk:
         line += Text(f", v{s[4]}") + Text(" │ last: ", style="dim")
         line += Text(f"{h[0]}" + (f" by {h[1]}" if h[1] else ""), style="bold")
         self.console.print(line)
+        if i is not None:  # the incident, as data: its status, its checklist, its roles
+            counts = dict(items)
+            line = Text("  ⎿ ", style="dim") + Text(f"incident {i[0]} {i[1]} ", style="bold")
+            line += Text(i[2], style=_INCIDENT_STYLE.get(i[2], "")) + Text(" │ checklist ", style="dim")
+            line += Text(
+                ", ".join(f"{counts[status]} {status}" for status in _CHECKLIST_STATUSES if counts.get(status)),
+                style="green" if set(counts) <= {"done", "n/a"} else "yellow",
+            )
+            line += Text(" │ ", style="dim") + Text(i[3] or "no roles named yet")
+            self.console.print(line)
 
 
 _DECISION_STYLE = {"PROCEED": "bold green", "HOLD": "bold yellow", "ROLLBACK": "bold red"}
+_INCIDENT_STYLE = {"open": "bold red", "mitigated": "bold yellow", "resolved": "green", "closed": "dim"}
+_CHECKLIST_STATUSES = ("done", "n/a", "not done", "overdue")
 
 
 def _flag(name: str, ok: bool) -> Text:
@@ -291,12 +320,102 @@ def _state_of(result: Result) -> tuple:
     return (row.get("stage"), row.get("kill_switch"), row.get("promotion_frozen"), row.get("version"))
 
 
+def _checklist(result: Result) -> dict[int, str]:
+    return {row["item"]: row["status"] for row in result.rows}
+
+
+# The checklist right after the guardrail's kill (playbook section 11, plus the IC's 10-minute cadence):
+# severity, freeze and kill switch are facts already; the exit criteria hold (the spike is 35 minutes old).
+_CHECKLIST_DECLARED = {
+    1: "done", 2: "not done", 3: "done", 4: "done", 5: "not done", 6: "not done",
+    7: "done", 8: "not done", 9: "not done", 10: "not done", 11: "done",
+}  # fmt: skip
+
+
+def _postmortem(
+    incident_id: int, spike_at: dt.datetime, moments: dict[str, Any], history: Sequence[dict], today: dt.date
+) -> dict:
+    """The postmortem of playbook section 10, its timeline and decision log taken from what the walk recorded."""
+
+    def at(key: str) -> str:
+        moment = moments.get(key)
+        return _utc_mark(moment) if isinstance(moment, dt.datetime) else "(not recorded)"
+
+    def deadline(days: int) -> str:
+        return (today + dt.timedelta(days=days)).isoformat()
+
+    return {
+        "timeline": [
+            f"{_utc_mark(spike_at)} canary bucket: 3 of 200 ACKs without a receipt within 10 s",
+            f"{at('auto_kill')} the bucket arrives 35 minutes late: the P0 guardrail kills the rollout in the same "
+            f"call (v4) and declares P0 incident {incident_id}",
+            f"{at('kill')} roles named, SQL snapshot taken; IC alice confirms the kill switch verbatim (v5)",
+            f"{at('resume')} controlled resume at canary_1 (v6): the P0 exit criteria hold",
+            f"{at('resolved')} incident {incident_id} resolved",
+            f"{at('unfreeze')} freeze lifted through the gate (v7)",
+            f"{at('promote')} promotion to canary_5 through the Go/No-Go (v8)",
+        ],
+        "root_cause": {
+            "technical": "backend: the idempotency path answers a duplicate ACK with the stored ACK and skips "
+            "receipt emission",
+            "process": "no test sends a duplicate ACK; the missing-receipt metric paged nobody, and the exporter's "
+            "reconciliation delivered the evidence 35 minutes late",
+        },
+        "what_worked": [
+            "the P0 guardrail killed the rollout in the ingestion call that wrote the evidence, and declared the "
+            "incident",
+            "LISTENing application servers held the kill at once",
+            "the client fallback (status_write, resync_stream) kept every message visible",
+        ],
+        "what_did_not_work": [
+            "the evidence arrived 35 minutes after the fact (late reconciliation bucket)",
+            "nothing alerted on ack_without_receipt_10s_rate before the guardrail",
+        ],
+        "action_items": [
+            {
+                "kind": "test",
+                "title": "a duplicate ACK emits its receipt (idempotency path)",
+                "owner": "carol",
+                "deadline": deadline(7),
+            },
+            {
+                "kind": "alert",
+                "title": "page the on-call on any ack_without_receipt_10s_rate > 0",
+                "owner": "dave",
+                "deadline": deadline(3),
+            },
+            {
+                "kind": "guardrail",
+                "title": "exporter lag guardrail: hold promotion while reconciliation is behind",
+                "owner": "alice",
+                "deadline": deadline(14),
+            },
+        ],
+        "decision_log": [
+            f"v{row['version']} {row['utc']} UTC {row['action']}"
+            + (f" by {row['actor']}" if row.get("actor") else "")
+            + f": {_short(row.get('reason') or '', 60)}"
+            for row in reversed(history)
+        ],
+    }
+
+
+def _short(text: str, width: int = 80) -> str:
+    """``text`` cut at a word boundary to at most ``width`` characters."""
+    return text if len(text) <= width else text[: width - 1].rsplit(" ", 1)[0] + " …"
+
+
+def _utc_mark(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> None:
     console = walk.console
     gates_verdict = (
         "select gate_p0_ok, gate_p1_ok, rollout_decision, promotion_allowed, blockers\n"
         "  from public.chat_get_v11_release_gates();"
     )
+    moments: dict[str, Any] = {}  # when each rollout decision was taken, for the postmortem
 
     # --- before any data -----------------------------------------------------------------------------
     walk.step("Playbook §4.2 — take the SQL snapshot: the three sources of truth, on a fresh rollout")
@@ -395,11 +514,13 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
     put = exporter.run(f"select public.chat_put_v11_metric_samples('{json.dumps(spike)}');")
     walk.check(put.row.get("chat_put_v11_metric_samples") == 1, "the bucket is written (it replaces the stored one)")
     killed = ops.run(
-        "select version, changed_by, actor, action, from_stage, to_stage, to_kill_switch, promotion_frozen, reason\n"
+        "select version, changed_at, changed_by, actor, action, from_stage, to_stage, to_kill_switch,\n"
+        "       promotion_frozen, incident_id, reason\n"
         "  from public.chat_get_v11_rollout_history(1);",
         expanded=True,
     )
     row = killed.row
+    moments["auto_kill"] = row.get("changed_at")
     walk.check(
         (row.get("action"), row.get("actor"), row.get("to_stage"), row.get("to_kill_switch"), row.get("version"))
         == ("auto_kill", "guardrail", "canary_1", True, 4),
@@ -408,6 +529,10 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
     walk.check(
         "ack_without_receipt_10s_rate = " in (row.get("reason") or ""),
         "its reason names the metric and its value",
+    )
+    walk.check(
+        row.get("incident_id") is not None,
+        "in the same transaction the guardrail declared a P0 incident: the kill names it (incident_id)",
     )
     notes = list(app_server.conn.notifies(timeout=NOTIFY_TIMEOUT_S, stop_after=1))
     payloads = []
@@ -433,6 +558,47 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
         "the application server holds the payload: auto_kill, actor guardrail, version 4, kill_switch true",
     )
 
+    # --- the incident: the first five minutes ------------------------------------------------------------
+    walk.step("Playbook §4.1 / §11 — 'declare the incident and its severity': the guardrail's P0, and what is missing")
+    incidents = ops.run("select * from public.chat_get_v11_incidents();")
+    incident = incidents.row
+    incident_id = incident.get("incident_id") or 0
+    walk.check(
+        len(incidents.rows) == 1
+        and (incident.get("severity"), incident.get("status"), incident.get("has_postmortem")) == ("P0", "open", False)
+        and incident_id == row.get("incident_id"),
+        "one incident: P0, open, declared by the guardrail with the automatic kill it names, no postmortem yet",
+    )
+    checklist = ops.run(f"select * from public.chat_get_v11_incident_checklist({incident_id});")
+    walk.check(
+        _checklist(checklist) == _CHECKLIST_DECLARED,
+        "the checklist from facts: severity, freeze and kill switch done, the exit criteria hold already; "
+        "missing: 2 snapshot, 5 fallback, 6 root cause, 8 resume, 9 postmortem, 10 action items",
+    )
+
+    walk.step("Playbook §3 / §4.2 — the first five minutes: the roles, and the SQL snapshot into the timeline")
+    for role, person, duty in (
+        ("IC", "alice", "commands, records a decision every 10 minutes"),
+        ("scribe", "bob", "timeline, facts, decisions"),
+        ("backend", "carol", "commit path, idempotency, receipt emission"),
+    ):
+        named = ops.run(
+            f"select * from public.chat_set_v11_incident_role({incident_id}, '{role}', '{person}');",
+            comment=f"§3: {role} — {duty}",
+        )
+        walk.accepted(named, f"{person} is the {role}")
+    snapshot = ops.run(f"select * from public.chat_snapshot_v11_incident({incident_id});")
+    body = snapshot.row.get("body") or ""
+    walk.check(
+        snapshot.error is None and "stage canary_1" in body and "kill switch true" in body,
+        "the snapshot stores gates, checks, state and history 50 in the timeline: canary_1, kill switch on",
+    )
+    roles = ops.run("select incident_id, severity, status, roles, entries from public.chat_get_v11_incidents();")
+    walk.check(
+        roles.row.get("roles") == "IC=alice, backend=carol, scribe=bob",
+        "the incident names its roles: IC=alice, backend=carol, scribe=bob",
+    )
+
     walk.step("Playbook §10 — the postmortem re-evaluates any past moment: the gates 10 s after the spike")
     then = ops.run(
         "select evaluated_at, gate_p0_ok, rollout_decision, stage, kill_switch, failing_checks\n"
@@ -445,20 +611,57 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
         "at that moment: gate_p0_ok false, ROLLBACK, failing ack_without_receipt_10s_rate",
     )
     now = ops.run(gates_verdict)
+    now_blockers = now.row.get("blockers") or []
     walk.check(
         (now.row.get("gate_p0_ok"), now.row.get("rollout_decision"), now.row.get("promotion_allowed"))
         == (True, "PROCEED", False)
-        and any("kill switch is on" in b for b in now.row.get("blockers") or []),
-        "now the 15-minute gate window no longer holds the spike (PROCEED), but the kill switch blocks any GO",
+        and any("kill switch is on" in b for b in now_blockers)
+        and any(f"incident {incident_id} (P0, open" in b for b in now_blockers),
+        "now the 15-minute gate window no longer holds the spike (PROCEED), but the kill switch and the open "
+        "incident block any GO",
     )
 
-    # --- the incident ----------------------------------------------------------------------------------
-    walk.step("Playbook §4.4 — the IC declares P0 and confirms the kill switch, verbatim")
+    walk.step("Playbook §4.4 — the IC confirms P0 and the kill switch, verbatim, and records the decision")
     confirm = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', true, 'incident P0');")
+    moments["kill"] = confirm.row.get("changed_at")
     walk.accepted(confirm, "the IC's kill is accepted and recorded (a second decision is part of the story)")
     walk.check(
         _state_of(confirm) == ("canary_1", True, True, 5) and confirm.row.get("note") is None,
         "kill switch on at canary_1, frozen, version 5",
+    )
+    decision = ops.run(
+        f"select * from public.chat_log_v11_incident({incident_id}, 'decision',\n"
+        "       'P0 confirmed: kill switch stays on, rollout frozen; resume only once the P0 exit criteria hold');",
+        comment="§3: the IC records a decision at least every 10 minutes",
+    )
+    walk.check(decision.row.get("kind") == "decision", "the IC's decision is in the UTC timeline")
+
+    # --- the P0 runbook --------------------------------------------------------------------------------
+    walk.step("Playbook §5.2–§5.4 — the P0 runbook: the chain checked, the client fallback, the root cause by layer")
+    walk.say("The scribe records what the owners report; §5.5: no risky DDL during the incident.")
+    fact = ops.run(
+        f"select * from public.chat_log_v11_incident({incident_id}, 'fact',\n"
+        "       'ACK -> ledger -> event durable; no receipt row for 3 duplicate ACKs; realtime delivers the rest');",
+        comment="§5.2–§5.3: the chain ACK -> ledger -> event -> receipt, in the database and in realtime",
+    )
+    walk.accepted(fact, "the backend owner's finding is a fact in the timeline")
+    fallback = ops.run(
+        f"select * from public.chat_log_v11_incident({incident_id}, 'fallback_confirmed',\n"
+        "       'status_write after 3-5 s, unknown -> resync_stream, full_state_dialog throttled: web and mobile');",
+        comment="§5.4: enable or confirm the client fallback",
+    )
+    walk.accepted(fallback, "the client fallback is confirmed")
+    cause = ops.run(
+        f"select * from public.chat_log_v11_incident({incident_id}, 'root_cause',\n"
+        "       'backend: receipt not emitted for duplicate ACKs (idempotency path returns the stored ACK)');",
+        comment="§11.6: the root cause names its layer first ('layer: cause')",
+    )
+    walk.accepted(cause, "the root cause is localized to the backend layer")
+    checklist = ops.run(f"select * from public.chat_get_v11_incident_checklist({incident_id});")
+    walk.check(
+        _checklist(checklist) == {**_CHECKLIST_DECLARED, 2: "done", 5: "done", 6: "done"},
+        "now done: 2 snapshot, 5 fallback, 6 root cause, 11 the IC's decision; "
+        "still missing: 8 resume, 9 postmortem, 10 action items",
     )
 
     walk.step("Playbook §8 — a resume never goes up a stage: resume at canary_5 is refused (RO008)")
@@ -476,24 +679,42 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
         "p0_exit_window), and the samples cover that window — so the playbook's resume goes through."
     )
     resume = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');")
+    moments["resume"] = resume.row.get("changed_at")
     walk.accepted(resume, "the controlled resume is accepted")
     walk.check(
         _state_of(resume) == ("canary_1", False, True, 6),
         "kill switch off at canary_1, promotion stays frozen, version 6",
     )
 
-    walk.step("Playbook §5.6 / §11.7 — the exit criteria hold: the IC resolves the P0 incident")
-    walk.say("The guardrail declared a P0 incident with the automatic kill; promotion stays refused while it is open.")
-    incident = ops.run("select incident_id, severity, status, summary from public.chat_get_v11_incidents();")
-    walk.check(bool(incident.rows) and incident.rows[0]["severity"] == "P0", "the guardrail's P0 incident is open")
-    incident_id = incident.rows[0]["incident_id"] if incident.rows else 0
+    walk.step("Playbook §11.7–§11.8 — the rollout is back, the incident is not over: closing it now is refused (RO032)")
+    items = ops.run(
+        f"select item, title, status, evidence from public.chat_get_v11_incident_checklist({incident_id})\n"
+        " where item in (7, 8);"
+    )
+    walk.check(
+        _checklist(items) == {7: "done", 8: "done"},
+        "7 exit criteria met, 8 the resume went through the P0 exit criteria",
+    )
+    early_close = ops.run(f"select * from public.chat_close_v11_incident({incident_id}, 'rollout resumed');")
+    walk.refused(early_close, "RO032", "an open incident cannot be closed: refused with RO032, resolve it first")
+
+    walk.step("Playbook §5.6 / §11.7 — the exit criteria hold: the IC resolves the P0 incident; closing needs §10")
+    walk.say("While the incident is open, promotion stays refused; resolving it is checked against the exit criteria.")
     resolved = ops.run(
         f"select * from public.chat_set_v11_incident_status({incident_id}, 'resolved', 'P0 exit criteria hold');"
     )
+    moments["resolved"] = resolved.row.get("changed_at")
     walk.accepted(resolved, "the incident is resolved: its P0 exit criteria hold")
+    walk.check(
+        (resolved.row.get("status"), resolved.row.get("previous_status")) == ("resolved", "open"),
+        "status open -> resolved",
+    )
+    no_postmortem = ops.run(f"select * from public.chat_close_v11_incident({incident_id}, 'resolved');")
+    walk.refused(no_postmortem, "RO034", "resolved, but no postmortem yet: closing is refused with RO034")
 
     walk.step("Playbook §11.8 — 'rollout resume only through the gate': lift the freeze")
     lift = ops.run("select * from public.chat_lift_v11_freeze('gates green after the controlled resume');")
+    moments["unfreeze"] = lift.row.get("changed_at")
     walk.accepted(lift, "the unfreeze is accepted: kill switch off, gates green, no open incident")
     walk.check(_state_of(lift) == ("canary_1", False, False, 7), "canary_1, not frozen, version 7")
 
@@ -521,14 +742,15 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
     go = ops.run("select promotion_allowed, blockers from public.chat_get_v11_release_gates();")
     walk.check(go.row.get("promotion_allowed") is True, "the Go/No-Go holds: GO, no blockers")
     promote = ops.run("select * from public.chat_set_v11_rollout_state('canary_5', false, 'canary 5 %');")
+    moments["promote"] = promote.row.get("changed_at")
     walk.accepted(promote, "the promotion to canary_5 is accepted")
     walk.check(
         _state_of(promote) == ("canary_5", False, False, 8) and promote.row.get("traffic_percent") == 5,
         "stage canary_5 (5 % of traffic), not frozen, version 8",
     )
 
-    # --- the decision log ------------------------------------------------------------------------------
-    walk.step("Playbook §10 — the decision log: verify the hash chain, read the history (UTC)")
+    # --- the decision log, the postmortem --------------------------------------------------------------
+    walk.step("Playbook §10.5 — the decision log: verify the hash chain, read the history (UTC)")
     verify = ops.run("select * from public.chat_verify_v11_history();")
     walk.check(
         (verify.row.get("ok"), verify.row.get("rows_checked"), verify.row.get("first_broken_version"))
@@ -545,6 +767,68 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
         [r["action"] for r in log.rows]
         == ["promote", "unfreeze", "resume", "kill", "auto_kill", "hold", "promote", "init"],
         "newest first: promote, unfreeze, resume, kill, auto_kill, hold, promote, init (refusals left no trace)",
+    )
+
+    postmortem = _postmortem(incident_id, spike_at, moments, log.rows[:-1], anchor.date())
+    draft = json.loads(json.dumps(postmortem))
+    draft["action_items"][1]["owner"] = ""
+    walk.step("Playbook §10 — the postmortem (required): incomplete is refused (RO035), complete is stored")
+    walk.say("The scribe's draft: the alert has no owner yet.")
+    put_draft = ops.run(
+        f"select * from public.chat_put_v11_postmortem({incident_id}, $1::jsonb);",
+        [json.dumps(draft)],
+        comment="$1: the draft, every section written, but action item 2 (the alert) has no owner",
+    )
+    walk.refused(put_draft, "RO035", "an action item without an owner: the postmortem is refused with RO035")
+    detail = (put_draft.error.diag.message_detail or "") if put_draft.error is not None else ""
+    walk.check(
+        "action item 2: owner is missing" in detail,
+        "its DETAIL names what is missing: action item 2: owner is missing",
+    )
+    walk.say("dave (SRE) takes the alert. The postmortem, complete:")
+    console.print(JSON(json.dumps(postmortem, ensure_ascii=False)))
+    put_final = ops.run(
+        f"select * from public.chat_put_v11_postmortem({incident_id}, $1::jsonb);",
+        [json.dumps(postmortem)],
+        comment="$1: the postmortem above",
+    )
+    walk.accepted(put_final, "the complete postmortem is stored")
+    walk.check(put_final.row.get("action_items") == 3, "3 action items: a test, an alert, a guardrail")
+    checklist = ops.run(f"select * from public.chat_get_v11_incident_checklist({incident_id});")
+    walk.check(
+        _checklist(checklist) == {**{item: "done" for item in range(1, 11)}, 11: "n/a"},
+        "the whole checklist is done (11, the decision cadence, is n/a once resolved)",
+    )
+
+    walk.step("Playbook §11.9–§11.10 — postmortem created, action items assigned: the IC closes the incident")
+    closed = ops.run(f"select * from public.chat_close_v11_incident({incident_id}, 'postmortem reviewed');")
+    walk.accepted(closed, "the incident is closed")
+    final = ops.run("select * from public.chat_get_v11_incidents();")
+    walk.check(
+        (final.row.get("status"), final.row.get("has_postmortem"), final.row.get("closed_at") is not None)
+        == ("closed", True, True),
+        "closed, with its postmortem",
+    )
+    late = ops.run(f"select * from public.chat_log_v11_incident({incident_id}, 'fact', 'a late note');")
+    walk.refused(late, "RO036", "a closed incident does not change: a late entry is refused with RO036")
+
+    walk.step("Playbook §10.1 — the timeline with UTC marks: the incident, the rollout and the gates, in one")
+    timeline = ops.run(f"select * from public.chat_get_v11_incident_timeline({incident_id});", expanded=True)
+    sources = {r["source"] for r in timeline.rows}
+    kinds = [r["kind"] for r in timeline.rows if r["source"] == "incident"]
+    walk.check(sources == {"incident", "rollout", "gates"}, "one timeline from three sources: incident, rollout, gates")
+    walk.check(
+        bool(kinds) and kinds[0] == "opened" and kinds[-1] == "status"
+        and {"role", "snapshot", "decision", "fact", "fallback_confirmed", "root_cause", "exit_criteria",
+             "postmortem"} <= set(kinds),
+        "the incident from its declaration to its close: roles, snapshot, decision, fact, fallback, root cause, "
+        "exit criteria, postmortem",
+    )  # fmt: skip
+    walk.check(
+        any("ROLLBACK" in (r["body"] or "") for r in timeline.rows if r["source"] == "gates")
+        and [r["kind"] for r in timeline.rows if r["source"] == "rollout"][-5:]
+        == ["auto_kill", "kill", "resume", "unfreeze", "promote"],
+        "the gates turn ROLLBACK at the spike; the rollout: auto_kill, kill, resume, unfreeze, promote",
     )
 
 
