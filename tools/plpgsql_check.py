@@ -27,14 +27,10 @@ Language sql functions are not plpgsql_check's business: PostgreSQL validates th
 from __future__ import annotations
 
 import os
-import secrets
-import sys
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from chat_rollout.migrate import upgrade
+from scratch_db import run_in_scratch
 
 SCHEMAS = ["public", "chat_v11"]
 FAIL_LEVELS = {"error", "security"}
@@ -74,51 +70,34 @@ select cf.lineno, cf.statement, cf.sqlstate, cf.message, cf.detail, cf.hint, cf.
 
 
 def check(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        server = conn.execute("show server_version").fetchone()[0]
-    scratch = f"chat_rollout_lint_{os.getpid()}_{secrets.token_hex(3)}"
-    scratch_url = make_conninfo(url, dbname=scratch)
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(scratch)))
-        try:
-            return _check_database(scratch_url, scratch, server)
-        finally:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(scratch)))
+    return run_in_scratch(url, "chat_rollout_lint", _check_database)
 
 
-def _check_database(scratch_url: str, scratch: str, server: str) -> int:
-    upgrade(scratch_url)
-    with psycopg.connect(scratch_url, autocommit=True) as conn:
-        try:
-            conn.execute("create extension plpgsql_check")
-        except psycopg.Error as exc:
-            print(f"error: create extension plpgsql_check failed: {exc}".rstrip(), file=sys.stderr)
-            print("hint: install it on that server (Debian: postgresql-NN-plpgsql-check)", file=sys.stderr)
-            return 2
-        version = conn.execute("select extversion from pg_catalog.pg_extension where extname = 'plpgsql_check'")
-        print(f"plpgsql_check {version.fetchone()[0]} on PostgreSQL {server}, scratch database {scratch}")
-        targets = conn.execute(TARGETS, [SCHEMAS]).fetchall()
-        if not targets:
-            print(f"error: no plpgsql function found in schemas {', '.join(SCHEMAS)}: did the migration run?")
-            return 1
-        counts: dict[str, int] = {}
-        functions = set()
-        for signature, funcoid, relid, relation in targets:
-            functions.add(signature)
-            where = f"{signature} on {relation}" if relation else signature
-            if relid is None:
-                counts["warning"] = counts.get("warning", 0) + 1
-                print(f"{where}: warning: trigger function used by no trigger, not checked")
-                continue
-            for lineno, statement, sqlstate, message, detail, hint, level, query in conn.execute(
-                CHECK, [funcoid, relid]
-            ):
-                counts[level] = counts.get(level, 0) + 1
-                line = f"line {lineno}" if lineno is not None else "header"
-                print(f"{where}: {line}{f' ({statement})' if statement else ''}: {level} [{sqlstate}]: {message}")
-                for label, text in (("detail", detail), ("hint", hint), ("query", query)):
-                    if text:
-                        print(f"    {label}: {text}")
+def _check_database(conn: psycopg.Connection, scratch_url: str, scratch: str, server: str) -> int:
+    version = conn.execute("select extversion from pg_catalog.pg_extension where extname = 'plpgsql_check'")
+    print(f"plpgsql_check {version.fetchone()[0]} on PostgreSQL {server}, scratch database {scratch}")
+    targets = conn.execute(TARGETS, [SCHEMAS]).fetchall()
+    if not targets:
+        print(f"error: no plpgsql function found in schemas {', '.join(SCHEMAS)}: did the migration run?")
+        return 1
+    counts: dict[str, int] = {}
+    functions = set()
+    for signature, funcoid, relid, relation in targets:
+        functions.add(signature)
+        where = f"{signature} on {relation}" if relation else signature
+        if relid is None:
+            counts["warning"] = counts.get("warning", 0) + 1
+            print(f"{where}: warning: trigger function used by no trigger, not checked")
+            continue
+        for lineno, statement, sqlstate, message, detail, hint, level, query in conn.execute(
+            CHECK, [funcoid, relid]
+        ):
+            counts[level] = counts.get(level, 0) + 1
+            line = f"line {lineno}" if lineno is not None else "header"
+            print(f"{where}: {line}{f' ({statement})' if statement else ''}: {level} [{sqlstate}]: {message}")
+            for label, text in (("detail", detail), ("hint", hint), ("query", query)):
+                if text:
+                    print(f"    {label}: {text}")
     failing = sum(n for level, n in counts.items() if level in FAIL_LEVELS)
     found = ", ".join(f"{n} {level}" for level, n in sorted(counts.items())) or "no findings"
     print(f"checked {len(functions)} functions ({len(targets)} checks): {found}")

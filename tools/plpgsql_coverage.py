@@ -27,18 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
-import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
 from chat_rollout import PROJECT_ROOT, scenarios
-from chat_rollout.migrate import upgrade
+from scratch_db import run_in_scratch
 
 SCHEMAS = ["public", "chat_v11"]
 REPORT = PROJECT_ROOT / "docs" / "plpgsql-coverage.md"
@@ -346,51 +342,34 @@ def pct(ratio) -> str:
 
 
 def coverage(url: str) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        server = conn.execute("show server_version").fetchone()[0]
-    scratch = f"chat_rollout_cov_{os.getpid()}_{secrets.token_hex(3)}"
-    scratch_url = make_conninfo(url, dbname=scratch)
-    with psycopg.connect(url, autocommit=True) as admin:
-        admin.execute(sql.SQL("create database {}").format(sql.Identifier(scratch)))
-        try:
-            return _measure(scratch_url, scratch, server)
-        finally:
-            admin.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(scratch)))
+    return run_in_scratch(url, "chat_rollout_cov", _measure)
 
 
-def _measure(scratch_url: str, scratch: str, server: str) -> int:
-    upgrade(scratch_url)
-    with psycopg.connect(scratch_url, autocommit=True) as conn:
-        try:
-            conn.execute("create extension plpgsql_check")
-        except psycopg.Error as exc:
-            print(f"error: create extension plpgsql_check failed: {exc}".rstrip(), file=sys.stderr)
-            print("hint: install it on that server (Debian: postgresql-NN-plpgsql-check)", file=sys.stderr)
-            return 2
-        version = conn.execute("select extversion from pg_catalog.pg_extension where extname = 'plpgsql_check'")
-        version = version.fetchone()[0]
-        conn.execute("load 'plpgsql_check'")
-        conn.execute("set plpgsql_check.profiler = on")
-        conn.execute("select plpgsql_profiler_reset_all()")
-        shared = conn.execute("select current_setting('shared_preload_libraries')").fetchone()[0]
-        mode = "shared memory" if "plpgsql_check" in shared else "session memory (this session only)"
-        print(f"plpgsql_check {version} profiler on PostgreSQL {server}, scratch database {scratch}, {mode}")
+def _measure(conn: psycopg.Connection, scratch_url: str, scratch: str, server: str) -> int:
+    version = conn.execute("select extversion from pg_catalog.pg_extension where extname = 'plpgsql_check'")
+    version = version.fetchone()[0]
+    conn.execute("load 'plpgsql_check'")
+    conn.execute("set plpgsql_check.profiler = on")
+    conn.execute("select plpgsql_profiler_reset_all()")
+    shared = conn.execute("select current_setting('shared_preload_libraries')").fetchone()[0]
+    mode = "shared memory" if "plpgsql_check" in shared else "session memory (this session only)"
+    print(f"plpgsql_check {version} profiler on PostgreSQL {server}, scratch database {scratch}, {mode}")
 
-        workload = run_workload(conn, scratch_url)
-        print(f"workload: {workload.calls} calls, {workload.refusals} refused as expected, "
-              f"{len(workload.surprises)} not as expected")  # fmt: skip
-        for surprise in workload.surprises:
-            print(f"    not as expected: {surprise}")
+    workload = run_workload(conn, scratch_url)
+    print(f"workload: {workload.calls} calls, {workload.refusals} refused as expected, "
+          f"{len(workload.surprises)} not as expected")  # fmt: skip
+    for surprise in workload.surprises:
+        print(f"    not as expected: {surprise}")
 
-        conn.execute("set plpgsql_check.profiler = off")
-        functions = conn.execute(FUNCTIONS, [SCHEMAS]).fetchall()
-        if not functions:
-            print(f"error: no plpgsql function found in schemas {', '.join(SCHEMAS)}: did the migration run?")
-            return 1
-        table = []
-        for oid, signature in functions:
-            executed, statements, statement_ratio, branch_ratio = conn.execute(COVERAGE, {"oid": oid}).fetchone()
-            table.append((signature, executed, statements, statement_ratio, branch_ratio))
+    conn.execute("set plpgsql_check.profiler = off")
+    functions = conn.execute(FUNCTIONS, [SCHEMAS]).fetchall()
+    if not functions:
+        print(f"error: no plpgsql function found in schemas {', '.join(SCHEMAS)}: did the migration run?")
+        return 1
+    table = []
+    for oid, signature in functions:
+        executed, statements, statement_ratio, branch_ratio = conn.execute(COVERAGE, {"oid": oid}).fetchone()
+        table.append((signature, executed, statements, statement_ratio, branch_ratio))
 
     total_exec = sum(r[1] for r in table)
     total_stmts = sum(r[2] for r in table)
