@@ -1,0 +1,280 @@
+"""The kill switch: its latency (alone and under load), its notification, and state-change throughput.
+
+- Throughput: ``chat_set_v11_rollout_state('off', false, 'hold')`` by 8 contending pgbench clients (prepared,
+  custom script), against a bare reference: UPDATE of a one-row table + INSERT of a history-like row in scratch
+  tables (``bench.state_ref``, ``bench.history_ref``), same pgbench settings. Runs first, with the state reset to
+  stage off, kill switch off (as a superuser, through chat_v11.lock_state/apply_transition).
+- Kill latency: ``select * from chat_set_v11_rollout_state('off', true, 'kill')``, each its own transaction,
+  without load and while 8 load processes read the state, evaluate the gates and ingest healthy columnar batches
+  of 1000 samples (binary params); the reference is the bare UPDATE + INSERT transaction, interleaved with the kills.
+- Notification: from the start of a kill call to a LISTENing psycopg client (a thread of this process) holding
+  the ``chat_v11_rollout`` notification; reference: a bare ``NOTIFY`` round trip to the same listener.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+
+from .common import Context, Latency, Section, SummaryRow, count, ms, table
+from .history import catalog_series
+from .ingest import PUT_COLUMNAR, Buckets, as_columns
+
+TITLE = "Kill switch and state changes"
+KILL = "select * from public.chat_set_v11_rollout_state('off', true, 'kill')"
+HOLD = "select * from public.chat_set_v11_rollout_state('off', false, 'hold');"
+BARE_TX = ("update bench.state_ref set version = version + 1, changed_at = clock_timestamp() where id = 1;\n"
+           "insert into bench.history_ref (stage, kill_switch, reason) values ('off', false, 'hold');")
+KILL_P99_TARGET = 50.0  # ms, under load
+NOTIFY_P99_TARGET = 2.0  # ms
+CLIENTS = 8
+LOAD_BATCH = 1000
+
+
+def pgbench_path(ctx: Context) -> str:
+    try:
+        return ctx.server.tool("pgbench")
+    except Exception:
+        for cand in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
+            return str(cand)
+        found = shutil.which("pgbench")
+        if found is None:
+            raise
+        return found
+
+
+def pgbench(ctx: Context, script: str, seconds: int) -> float:
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script + "\n")
+    try:
+        out = subprocess.run([pgbench_path(ctx), "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", str(CLIENTS),
+                              "-T", str(seconds), "-f", f.name, ctx.url], capture_output=True, text=True)
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    found = re.search(r"tps = ([0-9.]+) \(without initial", out.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    if out.returncode != 0 or not found or (failed and int(failed.group(1))):
+        raise RuntimeError(f"pgbench failed ({out.returncode}): {out.stdout[-800:]} {out.stderr[-800:]}")
+    return float(found.group(1))
+
+
+def reset_state(ctx: Context) -> None:
+    """Stage off, kill switch off, as the owner/superuser (bypasses the guards: it is the bench's own setting)."""
+    with ctx.connect() as conn, conn.transaction():
+        conn.execute("select chat_v11.lock_state()")
+        conn.execute("select chat_v11.apply_transition('rollback', 'off', false, false, 'benchmark reset', "
+                     "null, null, null)")
+
+
+def load_client(url: str, index: int, before: int, stop, started, errors) -> None:
+    try:
+        with psycopg.connect(url, autocommit=True) as conn:
+            series = catalog_series(conn)
+            buckets = Buckets(series, before)
+            cur = conn.cursor()
+            started.release()
+            step = index
+            while not stop.is_set():
+                kind = step % 3
+                step += 1
+                if kind == 0:
+                    cur.execute("select * from public.chat_get_v11_rollout_state()", prepare=True).fetchall()
+                elif kind == 1:
+                    cur.execute("select * from public.chat_get_v11_release_gates()", prepare=True).fetchall()
+                else:
+                    batch = buckets.batch(LOAD_BATCH)
+                    written = cur.execute(PUT_COLUMNAR, as_columns(batch), prepare=True).fetchone()[0]
+                    if written != len(batch):
+                        raise RuntimeError(f"load ingest wrote {written} of {len(batch)}")
+    except Exception as exc:  # reported to the parent
+        errors.put(f"load client {index}: {exc!r}")
+        started.release()
+
+
+def kills(ctx: Context, n: int, warmup: int) -> tuple[Latency, Latency]:
+    """n kills, each followed by a bare UPDATE + INSERT transaction (reference), on one autocommit connection."""
+    with ctx.connect() as conn:
+        cur = conn.cursor()
+        clock = time.perf_counter_ns
+        kill_ms, ref_ms = [], []
+        for i in range(warmup + n):
+            t0 = clock()
+            row = cur.execute(KILL, prepare=True).fetchone()
+            t1 = clock()
+            with conn.transaction():
+                cur.execute(BARE_TX.split(";\n")[0], prepare=True)
+                cur.execute(BARE_TX.split(";\n")[1].rstrip(";"), prepare=True)
+            t2 = clock()
+            if row is None:
+                raise RuntimeError("kill returned no row")
+            if i >= warmup:
+                kill_ms.append((t1 - t0) / 1e6)
+                ref_ms.append((t2 - t1) / 1e6)
+            time.sleep(0.005)
+    return Latency(kill_ms), Latency(ref_ms)
+
+
+def kill_under_load(ctx: Context, n: int, warmup: int) -> tuple[Latency, Latency, int]:
+    oldest = ctx.conn.execute("select extract(epoch from min(bucket_start))::bigint from chat_v11.metric_sample"
+                              ).fetchone()[0]
+    if oldest is None:
+        oldest = int(time.time()) // 10 * 10 - 40 * 86400
+    oldest -= 10 * 86400  # clear of the ingestion benchmark's buckets
+    mpc = mp.get_context("spawn")
+    stop, started, errors = mpc.Event(), mpc.Semaphore(0), mpc.Queue()
+    procs = [mpc.Process(target=load_client, args=(ctx.url, k, oldest - k * 20 * 86400, stop, started, errors),
+                         daemon=True) for k in range(CLIENTS)]
+    for p in procs:
+        p.start()
+    try:
+        for _ in procs:
+            started.acquire(timeout=60)
+        time.sleep(0.5)
+        kill, ref = kills(ctx, n, warmup)
+    finally:
+        stop.set()
+        for p in procs:
+            p.join(timeout=30)
+    problems = []
+    while not errors.empty():
+        problems.append(errors.get())
+    if problems:
+        raise RuntimeError("; ".join(problems))
+    return kill, ref, CLIENTS
+
+
+class Listener:
+    def __init__(self, ctx: Context) -> None:
+        self.conn = ctx.connect()
+        self.conn.execute("listen chat_v11_rollout")
+        self.conn.execute("listen x")
+        self.got = threading.Event()
+        self.at = 0.0
+        self.channel = ""
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self) -> None:
+        while self.running:
+            for note in self.conn.notifies(timeout=0.2):
+                self.at = time.perf_counter()
+                self.channel = note.channel
+                self.got.set()
+
+    def close(self) -> None:
+        self.running = False
+        self.thread.join(timeout=5)
+        self.conn.close()
+
+
+def notify_latency(ctx: Context, n: int, warmup: int) -> tuple[Latency, Latency]:
+    listener = Listener(ctx)
+    kill_ms, ref_ms = [], []
+    try:
+        with ctx.connect() as conn:
+            cur = conn.cursor()
+            for i in range(warmup + n):
+                for query, channel, out in ((KILL, "chat_v11_rollout", kill_ms), ("notify x, 'payload'", "x", ref_ms)):
+                    listener.got.clear()
+                    t0 = time.perf_counter()
+                    cur.execute(query, prepare=True)
+                    if not listener.got.wait(10):
+                        raise RuntimeError(f"no notification on {channel}")
+                    if listener.channel != channel:
+                        raise RuntimeError(f"notification on {listener.channel}, expected {channel}")
+                    if i >= warmup:
+                        out.append((listener.at - t0) * 1000)
+                time.sleep(0.002)
+    finally:
+        listener.close()
+    return Latency(kill_ms), Latency(ref_ms)
+
+
+def run(ctx: Context) -> Section:
+    args = ctx.args
+    smoke = getattr(args, "smoke", False)
+    n_kills = 10 if smoke else 200
+    n_notify = 10 if smoke else 300
+    warmup = 2 if smoke else 20
+    seconds = 1 if smoke else 10
+    conn = ctx.conn
+    conn.execute("create schema if not exists bench")
+    conn.execute("create table if not exists bench.state_ref (id int primary key, stage text not null, "
+                 "kill_switch boolean not null, version bigint not null, changed_at timestamptz not null)")
+    conn.execute("insert into bench.state_ref values (1, 'off', false, 1, now()) on conflict do nothing")
+    conn.execute("create table if not exists bench.history_ref (id bigint generated always as identity primary key, "
+                 "stage text not null, kill_switch boolean not null, reason text not null, "
+                 "changed_at timestamptz not null default clock_timestamp())")
+
+    reset_state(ctx)
+    ctx.log(f"  pgbench: {CLIENTS} clients x {seconds} s, hold, then the bare UPDATE + INSERT")
+    tps_hold = pgbench(ctx, HOLD, seconds)
+    tps_bare = pgbench(ctx, "begin;\n" + BARE_TX + "\ncommit;", seconds)
+    ctx.log(f"  hold {tps_hold:,.0f} tps, bare {tps_bare:,.0f} tps")
+
+    idle_kill, idle_ref = kills(ctx, n_kills, warmup)
+    ctx.log(f"  kill without load: p50 {idle_kill.p50:.3f} ms, p99 {idle_kill.p99:.3f} ms")
+    load_kill, load_ref, clients = kill_under_load(ctx, n_kills, warmup)
+    ctx.log(f"  kill under load: p50 {load_kill.p50:.3f} ms, p99 {load_kill.p99:.3f} ms")
+    note_kill, note_ref = notify_latency(ctx, n_notify, warmup)
+    ctx.log(f"  kill -> notification: p50 {note_kill.p50:.3f} ms, p99 {note_kill.p99:.3f} ms "
+            f"(bare NOTIFY p99 {note_ref.p99:.3f} ms)")
+    accepted = conn.execute("select count(*) from chat_v11.rollout_history where reason = 'kill'").fetchone()[0]
+    reset_state(ctx)
+
+    target = not smoke
+    section = Section(TITLE)
+    section.summary += [
+        SummaryRow("kill p99 under load (8 clients)", f"{ms(load_kill.p99)} ({load_kill.p99 / load_ref.p99:.1f} x "
+                   "bare UPDATE+INSERT p99)", f"<= {KILL_P99_TARGET:g} ms",
+                   load_kill.p99 <= KILL_P99_TARGET if target else None),
+        SummaryRow("kill p99 without load", f"{ms(idle_kill.p99)} ({idle_kill.p99 / idle_ref.p99:.1f} x bare)"),
+        SummaryRow("kill call start -> notification held, p99", f"{ms(note_kill.p99)} "
+                   f"({note_kill.p99 / note_ref.p99:.1f} x bare NOTIFY)", f"<= {NOTIFY_P99_TARGET:g} ms",
+                   note_kill.p99 <= NOTIFY_P99_TARGET if target else None),
+        SummaryRow(f"`chat_set_v11_rollout_state` hold, {CLIENTS} clients",
+                   f"{count(tps_hold)} tps ({tps_hold / tps_bare:.2f} x bare UPDATE+INSERT)"),
+    ]
+    rows = []
+    for label, lat, ref, refname in (
+        ("kill, without load", idle_kill, idle_ref, "bare UPDATE + INSERT"),
+        (f"kill, under load ({clients} clients)", load_kill, load_ref, "bare UPDATE + INSERT"),
+        ("kill start -> notification", note_kill, note_ref, "bare NOTIFY round trip"),
+    ):
+        rows.append([label, ms(lat.p50), ms(lat.p99), str(lat.n), refname, ms(ref.p50), ms(ref.p99),
+                     f"{lat.p99 / ref.p99:.1f}"])
+    section.body += [
+        "Kills: `" + KILL + "` on an autocommit connection (prepared, one transaction per call, durable commit "
+        f"forced by the function), {warmup} warm-up kills then the timed ones, 5 ms apart; each kill is followed "
+        "by the reference transaction (UPDATE of a one-row scratch table + INSERT of a history-like row, "
+        f"`bench.state_ref`/`bench.history_ref`). Under load, {clients} separate processes loop over "
+        "`chat_get_v11_rollout_state()`, `chat_get_v11_release_gates()` and healthy columnar batches of "
+        f"{LOAD_BATCH:,} samples (binary arrays) through `chat_put_v11_metric_samples(text[], …)`. "
+        f"{accepted:,} kills were accepted and recorded in `chat_v11.rollout_history`.",
+        "",
+        "Notification: a thread of the same process LISTENs on `chat_v11_rollout` (and `x`) with "
+        "`conn.notifies()`; the time runs from just before the kill call to the thread holding the "
+        "notification (`time.perf_counter`); the reference is `notify x, 'payload'` on the same connections. "
+        "PostgreSQL delivers a notification at commit, so this time is the kill call's own latency (first row) "
+        f"plus the delivery: here {note_kill.p50 - idle_kill.p50:+.3f} ms at p50.",
+        "",
+        *table(["measure", "p50", "p99", "n", "reference", "ref p50", "ref p99", "p99 ÷ ref"], rows, "lrrrlrrr"),
+        "",
+        f"Throughput: pgbench, {CLIENTS} clients, {CLIENTS} threads, `-M prepared`, {seconds} s each, state reset "
+        "to stage off with the kill switch off first.",
+        "",
+        *table(["script", "tps", "÷ bare"],
+               [[f"`{HOLD}`", count(tps_hold), f"{tps_hold / tps_bare:.2f}"],
+                ["bare: `begin; update` one-row table; `insert` history-like row; `commit;`", count(tps_bare), "1"]],
+               "lrr"),
+    ]
+    return section
