@@ -30,6 +30,18 @@ def sample(metric: str, cohort: str, at, numerator=0, denominator=1000, value=No
     return s
 
 
+def healthy_p0(start: timedelta, end: timedelta, anchor) -> list[dict]:
+    """Healthy P0 samples (no events) for both cohorts, every 10 s from anchor+start to anchor+end."""
+    out = []
+    t = anchor + start
+    while t <= anchor + end:
+        for metric in P0_RATES:
+            out += [sample(metric, "control", t, 0, 20000), sample(metric, "canary", t, 0, 200)]
+        out += [sample("pending_forever_count", "control", t, 0), sample("pending_forever_count", "canary", t, 0)]
+        t += timedelta(seconds=10)
+    return out
+
+
 def put(conn, samples: list[dict]) -> int:
     return conn.execute("select chat_put_v11_metric_samples(%s::jsonb)", (json.dumps(samples),)).fetchone()[0]
 

@@ -9,7 +9,7 @@ import psycopg
 import pytest
 
 from chat_rollout import scenarios
-from pytest_tests.guardrails.helpers import put, sample
+from pytest_tests.guardrails.helpers import healthy_p0, put, sample
 from pytest_tests.helpers import arrange_state, history, refused, set_state, state
 
 POSTMORTEM = {
@@ -31,27 +31,10 @@ def checklist(conn, incident_id) -> dict[int, str]:
     return dict(rows)
 
 
-def window(start: timedelta, end: timedelta, anchor) -> list[dict]:
-    """Healthy P0 samples for both cohorts from anchor+start to anchor+end."""
-    out = []
-    t = anchor + start
-    while t <= anchor + end:
-        for metric in (
-            "ack_without_receipt_10s_rate",
-            "timeline_duplicate_detected_rate",
-            "read_rollback_detected_rate",
-            "send_stall_rate",
-        ):
-            out += [sample(metric, "control", t, 0, 20000), sample(metric, "canary", t, 0, 200)]
-        out += [sample("pending_forever_count", "control", t, 0), sample("pending_forever_count", "canary", t, 0)]
-        t += timedelta(seconds=10)
-    return out
-
-
 def test_the_p0_runbook_end_to_end(conn):
     anchor = scenarios.anchor_now()
     arrange_state(conn, "promote", "canary_1", False, False)
-    put(conn, window(timedelta(minutes=-60), timedelta(minutes=-32), anchor))
+    put(conn, healthy_p0(timedelta(minutes=-60), timedelta(minutes=-32), anchor))
 
     # the spike arrives: automatic kill and a P0 incident, in the ingestion transaction
     put(conn, [sample("ack_without_receipt_10s_rate", "canary", anchor - timedelta(minutes=35), 3, 200)])
@@ -112,7 +95,7 @@ def test_the_p0_runbook_end_to_end(conn):
     assert err.diag.sqlstate == "RO007"
 
     # the clean window arrives (the exporter catches up): exit criteria met, controlled resume
-    put(conn, window(timedelta(minutes=-31, seconds=-50), timedelta(0), anchor))
+    put(conn, healthy_p0(timedelta(minutes=-31, seconds=-50), timedelta(0), anchor))
     assert checklist(conn, incident_id)[7] == "done"
     resumed = set_state(conn, "canary_1", False, "resume controlled")
     assert (resumed["kill_switch"], resumed["promotion_frozen"]) == (False, True)

@@ -17,19 +17,13 @@ import psycopg
 from typer.testing import CliRunner
 
 from chat_rollout import cli, report, scenarios
-from pytest_tests.guardrails.helpers import put, sample
+from pytest_tests.guardrails.helpers import healthy_p0, put, sample
 from pytest_tests.helpers import arrange_state, set_state, state
 from pytest_tests.incidents.test_p0_runbook import POSTMORTEM
 
 runner = CliRunner()
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-P0 = (
-    "ack_without_receipt_10s_rate",
-    "timeline_duplicate_detected_rate",
-    "read_rollback_detected_rate",
-    "send_stall_rate",
-)
 P1 = ("resync_range_unavailable_rate", "full_state_rate", "forced_resync_rate")
 
 
@@ -44,12 +38,9 @@ def window(start: timedelta, end: timedelta, anchor, spike_at=None) -> list[dict
     After ``spike_at`` the canary's forced resyncs rise for two minutes (clients recovering from the missing
     receipts): a P1 bump that the chart shows beside the P0 spike.
     """
-    out = []
+    out = healthy_p0(start, end, anchor)
     t, n = anchor + start, 0
     while t <= anchor + end:
-        for metric in P0:
-            out += [sample(metric, "control", t, 0, 20000), sample(metric, "canary", t, 0, 200)]
-        out += [sample("pending_forever_count", "control", t, 0), sample("pending_forever_count", "canary", t, 0)]
         bump = spike_at is not None and timedelta(0) <= t - spike_at <= timedelta(minutes=2)
         for k, metric in enumerate(P1):
             wiggle = (n * 7 + k * 3) % 5
