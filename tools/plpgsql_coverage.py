@@ -38,18 +38,7 @@ from scratch_db import run_in_scratch
 
 SCHEMAS = ["public", "chat_v11"]
 REPORT = PROJECT_ROOT / "docs" / "plpgsql-coverage.md"
-POSTMORTEM = {
-    "timeline": ["spike of ack_without_receipt_10s_rate on canary", "automatic kill"],
-    "root_cause": {"technical": "receipt not emitted for duplicate ACKs", "process": "no test for duplicate ACKs"},
-    "what_worked": ["the automatic kill in the ingestion transaction"],
-    "what_did_not_work": ["the exporter sent the bucket late"],
-    "action_items": [
-        {"kind": "test", "title": "duplicate ACK emits a receipt", "owner": "alice", "deadline": "2026-12-10"},
-        {"kind": "alert", "title": "page on any ack_without_receipt", "owner": "bob", "deadline": "2026-12-03"},
-        {"kind": "guardrail", "title": "exporter lag guardrail", "owner": "carol", "deadline": "2026-12-17"},
-    ],
-    "decision_log": ["kill at once", "resume after 30 clean minutes"],
-}
+POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
 
 FUNCTIONS = """
 select p.oid,

@@ -8,22 +8,12 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from chat_rollout import scenarios
+from chat_rollout import PROJECT_ROOT, scenarios
 from pytest_tests.guardrails.helpers import healthy_p0, put, sample
 from pytest_tests.helpers import arrange_state, history, refused, set_state, state
 
-POSTMORTEM = {
-    "timeline": ["19:20 UTC spike of ack_without_receipt_10s_rate on canary", "19:20 UTC automatic kill"],
-    "root_cause": {"technical": "receipt not emitted for duplicate ACKs", "process": "no test for duplicate ACKs"},
-    "what_worked": ["the automatic kill in the ingestion transaction"],
-    "what_did_not_work": ["the exporter sent the bucket late"],
-    "action_items": [
-        {"kind": "test", "title": "duplicate ACK emits a receipt", "owner": "alice", "deadline": "2026-12-10"},
-        {"kind": "alert", "title": "page on any ack_without_receipt", "owner": "bob", "deadline": "2026-12-03"},
-        {"kind": "guardrail", "title": "exporter lag guardrail", "owner": "carol", "deadline": "2026-12-17"},
-    ],
-    "decision_log": ["kill at once", "resume after 30 clean minutes"],
-}
+# the example postmortem of the docs, complete (playbook section 10)
+POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
 
 
 def checklist(conn, incident_id) -> dict[int, str]:
