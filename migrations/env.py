@@ -14,13 +14,16 @@ config = context.config
 # the kill switch for long; statement_timeout bounds the whole script.
 TIMEOUTS = ("SET LOCAL lock_timeout = '5s'", "SET LOCAL statement_timeout = '5min'")
 
-# Every migration first takes the state table in EXCLUSIVE mode (readers go on): a state call that arrives
-# meanwhile waits in chat_v11.lock_state() and fails fast naming the migration (RO010), or runs after the
-# commit with fresh plans -- it never trips over an object the migration is dropping or replacing.
+# Every migration first takes the state table in ACCESS EXCLUSIVE mode: a state call that arrives meanwhile
+# waits in chat_v11.peek_state() or chat_v11.lock_state() and fails fast naming the migration (RO010), or runs
+# after the commit with fresh plans -- it never trips over an object the migration is dropping or replacing.
+# Readers of the state wait for the commit (a migration is one short transaction). EXCLUSIVE mode (revisions
+# 0001-0004) let readers go on, but a revision that alters the state table (0005) then had to upgrade that lock,
+# and a state call holding AccessShareLock from its peek while waiting for the row deadlocked with the upgrade.
 STATE_LOCK = """DO $state_lock$
 BEGIN
     IF to_regclass('chat_v11.rollout_state') IS NOT NULL THEN
-        LOCK TABLE chat_v11.rollout_state IN EXCLUSIVE MODE;
+        LOCK TABLE chat_v11.rollout_state IN ACCESS EXCLUSIVE MODE;
     END IF;
 END
 $state_lock$"""

@@ -19,10 +19,14 @@ as $$
         h.incident_id,
         h.version,
         (
-            select max(s.changed_at)
+            -- the newest row that changed the stage, found through rollout_history_stage_change_idx (a partial
+            -- index on exactly this predicate): one index probe, whatever the length of the history
+            select s.changed_at
               from chat_v11.rollout_history as s
              where s.version <= h.version
                and (s.action = 'init' or s.from_stage is distinct from s.to_stage)
+             order by s.version desc
+             limit 1
         )
       from chat_v11.rollout_history as h
      where p_at >= pg_catalog.now() or h.changed_at <= p_at

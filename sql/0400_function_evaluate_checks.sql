@@ -26,14 +26,14 @@ stable
 -- the window queries always want the (metric, cohort, bucket_start) index: a generic plan is right, and
 -- re-planning them on every call (custom plans) would make the cost grow with the history kept
 set plan_cache_mode = force_generic_plan
+-- the cost estimate of the 18 range scans can pass jit_above_cost; compiling costs far more than it saves
+set jit = off
 as $$
 #variable_conflict use_column
 declare
     m record;
-    c record;
-    b record;
     v_window interval;
-    v_from timestamptz;
+    v_floor timestamptz;
     v_events numeric;
     v_den numeric;
     v_buckets bigint;
@@ -53,11 +53,55 @@ begin
         when p_kill_switch then 'not applicable: the kill switch is on, so there is no v1.1 traffic by design'
         when p_stage = 'off' then 'not applicable: stage off, so there is no v1.1 traffic by design'
     end;
-    for m in select * from chat_v11.metric as x order by x.ordinal loop
-        v_window := case when m.severity = 'P0' then coalesce(p_p0_window, m.window_length) else m.window_length end;
-        v_from := p_at - v_window;
-        select * into c from chat_v11.cohort_window(m.metric, 'canary', v_from, p_at);
-        select * into b from chat_v11.cohort_window(m.metric, 'control', v_from, p_at);
+    -- the oldest bucket any check can read: a parameter of the statement below, so the generic plan prunes every
+    -- partition older than the longest window when the executor starts (p_at prunes the newer ones)
+    select p_at - pg_catalog.max(case when x.severity = 'P0' then coalesce(p_p0_window, x.window_length)
+                                      else x.window_length end)
+      into v_floor
+      from chat_v11.metric as x;
+    -- one statement for every metric and both cohorts: per (metric, cohort) an index range scan of
+    -- (p_at - window, p_at] on the (metric, cohort, bucket_start) key
+    for m in
+        select x.*, w.w as win,
+               c.numerator as c_numerator, c.denominator as c_denominator, c.buckets as c_buckets,
+               c.newest as c_newest, c.oldest as c_oldest, c.median_value as c_median,
+               b.numerator as b_numerator, b.denominator as b_denominator, b.buckets as b_buckets,
+               b.newest as b_newest, b.oldest as b_oldest, b.median_value as b_median
+          from chat_v11.metric as x
+         cross join lateral (
+             select case when x.severity = 'P0' then coalesce(p_p0_window, x.window_length) else x.window_length end
+         ) as w (w)
+         cross join lateral (
+             select pg_catalog.sum(s.numerator)::numeric as numerator,
+                    pg_catalog.sum(s.denominator)::numeric as denominator,
+                    pg_catalog.count(*) as buckets,
+                    pg_catalog.max(s.bucket_start) as newest,
+                    pg_catalog.min(s.bucket_start) as oldest,
+                    pg_catalog.percentile_cont(0.5) within group (order by s.value) as median_value
+               from chat_v11.metric_sample as s
+              where s.metric = x.metric
+                and s.cohort = 'canary'
+                and s.bucket_start > p_at - w.w
+                and s.bucket_start <= p_at
+                and s.bucket_start > v_floor
+         ) as c
+         cross join lateral (
+             select pg_catalog.sum(s.numerator)::numeric as numerator,
+                    pg_catalog.sum(s.denominator)::numeric as denominator,
+                    pg_catalog.count(*) as buckets,
+                    pg_catalog.max(s.bucket_start) as newest,
+                    pg_catalog.min(s.bucket_start) as oldest,
+                    pg_catalog.percentile_cont(0.5) within group (order by s.value) as median_value
+               from chat_v11.metric_sample as s
+              where s.metric = x.metric
+                and s.cohort = 'control'
+                and s.bucket_start > p_at - w.w
+                and s.bucket_start <= p_at
+                and s.bucket_start > v_floor
+         ) as b
+         order by x.ordinal
+    loop
+        v_window := m.win;
 
         metric := m.metric;
         severity := m.severity;
@@ -65,15 +109,15 @@ begin
         baseline := null;
         threshold := null;
         value := null;
-        newest_bucket := greatest(c.newest, b.newest);
-        oldest_bucket := least(c.oldest, b.oldest);
-        v_buckets := c.buckets + b.buckets;
+        newest_bucket := greatest(m.c_newest, m.b_newest);
+        oldest_bucket := least(m.c_oldest, m.b_oldest);
+        v_buckets := m.c_buckets + m.b_buckets;
         v_fresh := newest_bucket is not null and newest_bucket >= p_at - m.freshness;
 
         if m.severity = 'P0' then
             -- P0: all cohorts; any event fails whatever the volume; volume and freshness decide pass
-            v_events := coalesce(c.numerator, 0) + coalesce(b.numerator, 0);
-            v_den := coalesce(c.denominator, 0) + coalesce(b.denominator, 0);
+            v_events := coalesce(m.c_numerator, 0) + coalesce(m.b_numerator, 0);
+            v_den := coalesce(m.c_denominator, 0) + coalesce(m.b_denominator, 0);
             scope := case when m.rule = 'threshold' then 'per cohort' else 'all cohorts' end;
             threshold := m.threshold;
             if m.kind = 'rate' then
@@ -84,15 +128,15 @@ begin
                 value := v_events;
             end if;
             if m.rule = 'threshold' then
-                v_c_rate := case when c.denominator > 0 then c.numerator / c.denominator end;
-                v_b_rate := case when b.denominator > 0 then b.numerator / b.denominator end;
+                v_c_rate := case when m.c_denominator > 0 then m.c_numerator / m.c_denominator end;
+                v_b_rate := case when m.b_denominator > 0 then m.b_numerator / m.b_denominator end;
                 value := round(greatest(v_c_rate, v_b_rate), 6);
             end if;
 
             if m.rule in ('zero', 'no_new') and v_events > 0 then
                 status := 'fail';
                 explanation := format('%s events in the %s before %s UTC over all cohorts (canary %s, control %s)%s',
-                                      v_events, v_window, v_at, coalesce(c.numerator, 0), coalesce(b.numerator, 0),
+                                      v_events, v_window, v_at, coalesce(m.c_numerator, 0), coalesce(m.b_numerator, 0),
                                       case when m.kind = 'rate' and v_den > 0
                                           then format(', rate %s', round(v_events / v_den, 6)) else '' end);
             elsif m.rule = 'threshold' and (v_c_rate > m.threshold or v_b_rate > m.threshold) then
@@ -126,20 +170,20 @@ begin
         else
             -- P1: canary against the control baseline (or the static baseline), per cohort
             scope := 'canary vs control';
-            v_c_fresh := c.newest is not null and c.newest >= p_at - m.freshness;
-            v_b_fresh := b.newest is not null and b.newest >= p_at - m.freshness;
+            v_c_fresh := m.c_newest is not null and m.c_newest >= p_at - m.freshness;
+            v_b_fresh := m.b_newest is not null and m.b_newest >= p_at - m.freshness;
             if m.kind = 'rate' then
-                volume := coalesce(c.denominator, 0);
-                v_c_rate := case when c.denominator > 0 then c.numerator / c.denominator end;
+                volume := coalesce(m.c_denominator, 0);
+                v_c_rate := case when m.c_denominator > 0 then m.c_numerator / m.c_denominator end;
                 v_b_rate := case
-                    when coalesce(b.denominator, 0) >= m.min_volume and v_b_fresh then b.numerator / b.denominator
+                    when coalesce(m.b_denominator, 0) >= m.min_volume and v_b_fresh then m.b_numerator / m.b_denominator
                     else m.static_baseline
                 end;
             else
-                volume := c.buckets;
-                v_c_rate := c.median_value;
+                volume := m.c_buckets;
+                v_c_rate := m.c_median;
                 v_b_rate := case
-                    when b.buckets >= m.min_volume and v_b_fresh then b.median_value
+                    when m.b_buckets >= m.min_volume and v_b_fresh then m.b_median
                     else m.static_baseline
                 end;
             end if;
@@ -151,7 +195,7 @@ begin
             if v_no_traffic is not null then
                 status := 'not_applicable';
                 explanation := v_no_traffic;
-            elsif c.newest is null then
+            elsif m.c_newest is null then
                 status := 'inconclusive';
                 explanation := format('no data: no canary samples in the %s before %s UTC', v_window, v_at);
             elsif volume < m.min_volume then
@@ -161,30 +205,31 @@ begin
             elsif not v_c_fresh then
                 status := 'inconclusive';
                 explanation := format('stale: the newest canary bucket (%s UTC) is older than %s',
-                                      pg_catalog.to_char(c.newest at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
+                                      pg_catalog.to_char(m.c_newest at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'),
                                       m.freshness);
             elsif v_b_rate is null then
                 status := 'inconclusive';
                 explanation := format('no baseline: control volume %s (needs %s, fresh) and no static baseline '
-                                      'configured', coalesce(case when m.kind = 'rate' then b.denominator
-                                                                   else b.buckets end, 0), m.min_volume);
+                                      'configured', coalesce(case when m.kind = 'rate' then m.b_denominator
+                                                                   else m.b_buckets end, 0), m.min_volume);
             elsif v_c_rate <= v_limit then
                 status := 'pass';
                 explanation := format('canary %s within baseline %s x %s + %s = %s%s', value,
                                       baseline, m.factor, coalesce(m.slack, 0), threshold,
-                                      case when coalesce(b.denominator, b.buckets, 0) < m.min_volume or not v_b_fresh
+                                      case when coalesce(m.b_denominator, m.b_buckets, 0) < m.min_volume
+                                                or not v_b_fresh
                                           then ' (static baseline)' else '' end);
             elsif m.kind <> 'rate' then
                 status := 'fail';
                 explanation := format('canary median p95 %s ms above baseline %s ms x %s = %s ms (%s canary buckets)',
-                                      round(v_c_rate, 1), round(v_b_rate, 1), m.factor, round(v_limit, 1), c.buckets);
+                                      round(v_c_rate, 1), round(v_b_rate, 1), m.factor, round(v_limit, 1), m.c_buckets);
             else
                 -- one-sided unpooled two-proportion z test of H0: canary rate <= factor x baseline + slack
                 v_se := sqrt(
-                    (v_c_rate * (1 - v_c_rate) / c.denominator)::double precision
+                    (v_c_rate * (1 - v_c_rate) / m.c_denominator)::double precision
                     + case
-                        when coalesce(b.denominator, 0) >= m.min_volume and v_b_fresh
-                            then (m.factor ^ 2 * v_b_rate * (1 - v_b_rate) / b.denominator)::double precision
+                        when coalesce(m.b_denominator, 0) >= m.min_volume and v_b_fresh
+                            then (m.factor ^ 2 * v_b_rate * (1 - v_b_rate) / m.b_denominator)::double precision
                         else 0
                     end
                 );

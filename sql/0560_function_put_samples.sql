@@ -1,5 +1,13 @@
 -- Validates and stores a batch of typed samples (parallel arrays, position = sample number), all or
 -- nothing; then judges any P0 event of the batch at once (chat_v11.auto_kill). Returns the count written.
+--
+-- Built for throughput (docs/design.md, "Ingestion: how it reaches N samples/s"): the fast checks below only
+-- decide whether the batch is clean, with array operators and one pass over the rows, and the table's own
+-- constraints (NOT NULL, cohort, 10-second alignment, counts) back them up; whenever something is wrong, the
+-- exact validation (chat_v11.refuse_samples) finds the first bad sample by position and raises its refusal.
+-- New buckets are written by a plain INSERT; only when a key is stored already (or repeated) is the batch upserted.
+-- A bucket sent twice in the batch is not looked for up front: the upsert raises 21000 on it, and only then is
+-- it named (RO025). Rows are written in one global key order, so concurrent batches never deadlock.
 create or replace function chat_v11.put_samples(
     p_metric text[],
     p_cohort text[],
@@ -15,63 +23,103 @@ as $$
 declare
     v_now timestamptz := pg_catalog.clock_timestamp();
     v_total integer := coalesce(pg_catalog.cardinality(p_metric), 0);
-    v_bad record;
+    v_names text[];  -- the catalog's metric names in byte order: the write order, and the index of the next two
+    v_kinds text[];
+    v_p0 text[];
+    v_bad boolean;
     v_written integer;
     v_evidence timestamptz;
 begin
     perform chat_v11.begin_write('chat_put_v11_metric_samples');
-    -- VALIDATE: the first bad sample by position, then a bucket sent twice
-    select x.ord, p.code, p.problem,
-           pg_catalog.json_build_object('metric', x.metric, 'cohort', x.cohort, 'bucket_start', x.bucket_start,
-                                        'numerator', x.numerator, 'denominator', x.denominator,
-                                        'value', x.value)::text as sample
-      into v_bad
-      from unnest(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value)
-               with ordinality as x (metric, cohort, bucket_start, numerator, denominator, value, ord)
-      left join chat_v11.metric as m on m.metric = x.metric
-     cross join lateral chat_v11.sample_problem(
-         m.kind, x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value, v_now
-     ) as p
-     order by x.ord
-     limit 1;
-    if v_bad.ord is null then
-        select d.ord, 'RO025' as code,
-               format('it repeats metric, cohort and bucket_start of sample %s', d.first_ord) as problem,
-               pg_catalog.json_build_object('metric', d.metric, 'cohort', d.cohort,
-                                            'bucket_start', d.bucket_start)::text as sample
-          into v_bad
-          from (
-              select x.ord, x.metric, x.cohort, x.bucket_start,
-                     pg_catalog.min(x.ord) over (partition by x.metric, x.cohort, x.bucket_start) as first_ord
-                from unnest(p_metric, p_cohort, p_bucket_start) with ordinality as x (metric, cohort, bucket_start, ord)
-          ) as d
-         where d.ord <> d.first_ord
-         order by d.ord
-         limit 1;
+    if v_total = 0 then
+        return 0;
     end if;
-    if v_bad.ord is not null then
-        perform chat_v11.reject_sample(v_bad.ord, v_total, v_bad.code, v_bad.problem, v_bad.sample);
+    select coalesce(array_agg(m.metric order by m.metric collate "C"), '{}'),
+           coalesce(array_agg(m.kind order by m.metric collate "C"), '{}'),
+           coalesce(array_agg(m.metric) filter (where m.severity = 'P0'), '{}')
+      into v_names, v_kinds, v_p0
+      from chat_v11.metric as m;
+
+    -- FAST CHECKS, whole arrays at once (operators over arrays, no row built): metric, cohort, bucket_start
+    -- present and finite and at most 5 minutes ahead, no negative count, value within [0, 1e12] (NaN and
+    -- +-Infinity fail these comparisons too)
+    if not p_metric <@ v_names
+       or not p_cohort <@ '{canary,control}'::text[]
+       or pg_catalog.array_position(p_bucket_start, null) is not null
+       or '-infinity'::timestamptz = any(p_bucket_start)
+       or v_now + interval '5 minutes' < any(p_bucket_start)
+       or (0 > any(p_numerator)) is true
+       or (0 > any(p_denominator)) is true
+       or (0 > any(p_value)) is true
+       or (1e12 < any(p_value)) is true then
+        perform chat_v11.refuse_samples(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value,
+                                        v_now);
+    end if;
+    -- ... then one pass over the rows for what depends on the metric's kind, and the guard's evidence: the
+    -- newest bucket of the batch with a P0 event
+    select pg_catalog.bool_or(
+               case v_kinds[pg_catalog.array_position(v_names, x.metric)]
+                   when 'rate' then x.numerator is null or x.denominator is null or x.numerator > x.denominator
+                   when 'count' then x.numerator is null
+                   when 'latency_ms' then x.value is null
+                   else false
+               end
+           ),
+           pg_catalog.max(x.bucket_start) filter (where x.numerator > 0 and x.metric = any(v_p0))
+      into v_bad, v_evidence
+      from (
+          select unnest(p_metric) as metric, unnest(p_bucket_start) as bucket_start,
+                 unnest(p_numerator) as numerator, unnest(p_denominator) as denominator, unnest(p_value) as value
+      ) as x;
+    if v_bad then
+        perform chat_v11.refuse_samples(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value,
+                                        v_now);
     end if;
 
-    -- WRITE: idempotent, a re-sent bucket replaces the stored one
-    insert into chat_v11.metric_sample as s (metric, cohort, bucket_start, numerator, denominator, value)
-    select x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value
-      from unnest(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value)
-               as x (metric, cohort, bucket_start, numerator, denominator, value)
-     order by x.metric, x.cohort, x.bucket_start  -- key order: concurrent batches never deadlock
-        on conflict (metric, cohort, bucket_start) do update
-       set numerator = excluded.numerator,
-           denominator = excluded.denominator,
-           value = excluded.value,
-           written_at = excluded.written_at;
-    get diagnostics v_written = row_count;
+    -- WRITE: idempotent, a re-sent bucket replaces the stored one. Key order (metric by its byte order, canary
+    -- before control, bucket_start) is one total order for every writer, in both statements below: concurrent
+    -- batches never deadlock; it sorts on an integer, a boolean and a timestamp, never comparing text.
+    begin
+        begin
+            -- new buckets, the usual case: a plain INSERT, cheaper than an upsert (no speculative insertion)
+            insert into chat_v11.metric_sample (metric, cohort, bucket_start, numerator, denominator, value, written_at)
+            select x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value, v_now
+              from (
+                  select unnest(p_metric) as metric, unnest(p_cohort) as cohort,
+                         unnest(p_bucket_start) as bucket_start, unnest(p_numerator) as numerator,
+                         unnest(p_denominator) as denominator, unnest(p_value) as value
+              ) as x
+             order by pg_catalog.array_position(v_names, x.metric), x.cohort = 'control', x.bucket_start;
+            get diagnostics v_written = row_count;
+        exception when unique_violation then
+            -- a bucket stored already (re-sent, or by a concurrent writer that committed first) or twice in this
+            -- batch: the attempt is rolled back (its rows and its locks) and the batch is upserted
+            insert into chat_v11.metric_sample as s (
+                metric, cohort, bucket_start, numerator, denominator, value, written_at
+            )
+            select x.metric, x.cohort, x.bucket_start, x.numerator, x.denominator, x.value, v_now
+              from (
+                  select unnest(p_metric) as metric, unnest(p_cohort) as cohort,
+                         unnest(p_bucket_start) as bucket_start, unnest(p_numerator) as numerator,
+                         unnest(p_denominator) as denominator, unnest(p_value) as value
+              ) as x
+             order by pg_catalog.array_position(v_names, x.metric), x.cohort = 'control', x.bucket_start
+                on conflict (metric, cohort, bucket_start) do update
+               set numerator = excluded.numerator,
+                   denominator = excluded.denominator,
+                   value = excluded.value,
+                   written_at = excluded.written_at;
+            get diagnostics v_written = row_count;
+        end;
+    exception when cardinality_violation or check_violation or not_null_violation then
+        -- a bucket twice in the batch (21000 from the upsert), or a sample the fast checks let through and a
+        -- constraint refused: name it exactly; what the exact validation does not refuse is raised as it came
+        perform chat_v11.refuse_samples(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value,
+                                        v_now);
+        raise;
+    end;
 
     -- GUARD: a P0 event in this batch is judged now, at the newest bucket that carries one
-    select pg_catalog.max(x.bucket_start)
-      into v_evidence
-      from unnest(p_metric, p_bucket_start, p_numerator) as x (metric, bucket_start, numerator)
-      join chat_v11.metric as m on m.metric = x.metric
-     where m.severity = 'P0' and x.numerator > 0;
     if v_evidence is not null then
         perform chat_v11.auto_kill(v_evidence, 'ingestion');
     end if;

@@ -26,6 +26,7 @@ declare
     v_state record;
     v_seen record;
     v_gates record;
+    v_snapshot jsonb;
     v_now timestamptz;
     v_current_ordinal integer;
     v_target_ordinal integer;
@@ -46,31 +47,56 @@ begin
             hint = 'Pass true to engage the kill switch, false to hold, roll back, promote or resume.';
     end if;
 
-    select p.* into v_seen from chat_v11.peek_state() as p;
+    if not p_kill_switch then
+        -- what the caller saw, for the guard below (a kill means the same whatever it waited for)
+        select p.* into v_seen from chat_v11.peek_state() as p;
+    end if;
     v_state := chat_v11.lock_state();
     v_now := pg_catalog.clock_timestamp();
     -- GUARD: another call changed the state while this one waited, and this call now means something else
     -- (nested, so a kill plans nothing but what it needs: it stays correct across a migration it waited for)
-    if not p_kill_switch and v_state.version <> v_seen.version then
-        if chat_v11.call_action(v_seen.stage, v_seen.kill_switch, p_stage, false)
-           <> chat_v11.call_action(v_state.stage, v_state.kill_switch, p_stage, false) then
-            raise exception using
-                errcode = 'RO017',
-                message = format('the rollout changed while this call waited: (%s, false) would now be a %s, not a %s',
-                                 coalesce(p_stage, 'null'),
-                                 chat_v11.call_action(v_state.stage, v_state.kill_switch, p_stage, false),
-                                 chat_v11.call_action(v_seen.stage, v_seen.kill_switch, p_stage, false)),
-                detail = format('Version %s (stage %s, kill switch %s) became version %s '
-                                '(stage %s, kill switch %s, %s by %s).',
-                                v_seen.version, v_seen.stage, v_seen.kill_switch, v_state.version, v_state.stage,
-                                v_state.kill_switch, v_state.reason, v_state.changed_by),
-                hint = 'Read the state again (chat_get_v11_rollout_state()) and repeat the call if it still '
-                    || 'makes sense.';
+    if not p_kill_switch then
+        if v_state.version <> v_seen.version then
+            if chat_v11.call_action(v_seen.stage, v_seen.kill_switch, p_stage, false)
+               <> chat_v11.call_action(v_state.stage, v_state.kill_switch, p_stage, false) then
+                raise exception using
+                    errcode = 'RO017',
+                    message = format('the rollout changed while this call waited: (%s, false) would now be a %s, '
+                                     'not a %s',
+                                     coalesce(p_stage, 'null'),
+                                     chat_v11.call_action(v_state.stage, v_state.kill_switch, p_stage, false),
+                                     chat_v11.call_action(v_seen.stage, v_seen.kill_switch, p_stage, false)),
+                    detail = format('Version %s (stage %s, kill switch %s) became version %s '
+                                    '(stage %s, kill switch %s, %s by %s).',
+                                    v_seen.version, v_seen.stage, v_seen.kill_switch, v_state.version, v_state.stage,
+                                    v_state.kill_switch, v_state.reason, v_state.changed_by),
+                    hint = 'Read the state again (chat_get_v11_rollout_state()) and repeat the call if it still '
+                        || 'makes sense.';
+            end if;
         end if;
     end if;
     select s.ordinal into v_current_ordinal from chat_v11.stage as s where s.stage = v_state.stage;
     select s.ordinal into v_target_ordinal from chat_v11.stage as s where s.stage = p_stage;
-    select g.* into v_gates from chat_v11.current_gates(v_now) as g;
+    if p_kill_switch then
+        -- The kill keeps the verdict of the state it stops (gate_snapshot, as chat_v11.current_gates builds it)
+        -- and needs nothing else of the Go/No-Go: no stage start read from the history (its cost grows with
+        -- the history), no incident. Only functions of every revision: a kill that waited for a downgrade
+        -- runs the restored ones.
+        select pg_catalog.jsonb_build_object(
+                   'evaluated_at', pg_catalog.to_char(v_now at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+                   'gate_p0_ok', g.gate_p0_ok,
+                   'gate_p1_ok', g.gate_p1_ok,
+                   'rollout_decision', g.rollout_decision,
+                   'failing_checks', pg_catalog.to_jsonb(g.failing_checks)
+               )
+          into v_snapshot
+          from chat_v11.evaluate_gates(
+              v_now, v_state.stage, v_state.kill_switch, v_state.promotion_frozen, null, null
+          ) as g;
+    else
+        select g.* into v_gates from chat_v11.current_gates(v_now) as g;
+        v_snapshot := v_gates.snapshot;
+    end if;
 
     if p_kill_switch then
         -- KILL: always accepted; a lower stage also rolls back, anything else is noted, not refused
@@ -180,7 +206,7 @@ begin
     end if;
 
     v_new := chat_v11.apply_transition(
-        v_action, v_to_stage, v_to_kill, v_frozen, v_reason, v_note, v_gates.snapshot, null
+        v_action, v_to_stage, v_to_kill, v_frozen, v_reason, v_note, v_snapshot, null
     );
     if v_note is not null then
         raise notice '%', v_note;

@@ -1,4 +1,8 @@
 -- Changes a stage's traffic percent and minimum observation window (null keeps the current value).
+-- The state row carries the current stage's percent (trigger chat_v11.follow_stage_traffic_percent): a change
+-- of the current stage's percent takes the state row first, bounded like a state call (chat_v11.lock_state,
+-- RO010), then the stage row -- the lock order of the state calls, so the two never deadlock. Any other change
+-- takes no state lock. A kill waits behind it at most state_lock_timeout, as behind any state call.
 create or replace function public.chat_set_v11_stage_settings(
     p_stage text,
     p_traffic_percent numeric default null,
@@ -17,12 +21,22 @@ set search_path = pg_catalog, chat_v11, pg_temp
 as $$
 #variable_conflict use_column
 declare
+    v_saved_lock_timeout text := pg_catalog.current_setting('lock_timeout');
     v_old chat_v11.stage;
     v_new chat_v11.stage;
     v_lower numeric;
     v_upper numeric;
 begin
     perform chat_v11.begin_write('chat_set_v11_stage_settings');
+    if p_traffic_percent is not null and exists (
+        select
+          from chat_v11.peek_state() as p
+          join chat_v11.stage as t on t.stage = p.stage
+         where p.stage = p_stage and t.traffic_percent is distinct from p_traffic_percent
+    ) then
+        perform chat_v11.lock_state();
+    end if;
+    perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     select s.* into v_old from chat_v11.stage as s where s.stage = p_stage for update;
     if not found then
         raise exception using

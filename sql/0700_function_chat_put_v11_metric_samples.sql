@@ -17,6 +17,7 @@ declare
     v_numerator bigint[];
     v_denominator bigint[];
     v_value double precision[];
+    v_suspect boolean;
 begin
     perform chat_v11.begin_write('chat_put_v11_metric_samples');
     if p_samples is null or pg_catalog.jsonb_typeof(p_samples) is distinct from 'array' then
@@ -29,28 +30,53 @@ begin
     end if;
     v_total := pg_catalog.jsonb_array_length(p_samples);
 
-    -- VALIDATE the JSON shape: the first sample whose fields cannot be read
-    select e.ord, p.code, p.problem, e.sample::text as sample
-      into v_bad
-      from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
-     cross join lateral chat_v11.sample_shape_problem(e.sample) as p
-     order by e.ord
-     limit 1;
-    if v_bad.ord is not null then
-        perform chat_v11.reject_sample(v_bad.ord, v_total, v_bad.code, v_bad.problem, v_bad.sample);
+    -- VALIDATE the JSON shape. Fast: whole-array tests that only say whether some sample breaks a rule of
+    -- chat_v11.sample_shape_problem: every element an object (a JSON path in strict mode, no unwrapping); no key
+    -- outside the six; then one JSON path in lax mode: a metric, cohort or bucket_start not a string or a
+    -- bucket_start not ISO 8601 with an offset, a count or value neither a JSON number nor null, a negative,
+    -- fractional or out-of-range count, a value beyond 1e12. Only then the exact check names the first such
+    -- sample by position.
+    v_suspect := pg_catalog.jsonb_path_exists(p_samples, 'strict $[*] ? (@.type() != "object")');
+    if not v_suspect then
+        v_suspect := exists (
+            select from pg_catalog.jsonb_array_elements(p_samples) as e (sample)
+             where e.sample - '{metric,cohort,bucket_start,numerator,denominator,value}'::text[] <> '{}'::jsonb
+        )
+        or pg_catalog.jsonb_path_exists(p_samples, ('lax $[*] ? ('
+            || '!(@.metric.type() == "string") || !(@.cohort.type() == "string")'
+            || ' || !(@.bucket_start.type() == "string")'
+            || ' || !(@.bucket_start like_regex '
+            || '"^\\d{4}-\\d{2}-\\d{2}[T ]\\d{2}:\\d{2}:\\d{2}(\\.\\d{1,6})?(Z|z|[+-]\\d{2}(:?\\d{2})?)$")'
+            || ' || (exists (@.numerator) && !(@.numerator.type() == "number" || @.numerator.type() == "null"))'
+            || ' || (exists (@.denominator) && !(@.denominator.type() == "number" || @.denominator.type() == "null"))'
+            || ' || (exists (@.value) && !(@.value.type() == "number" || @.value.type() == "null"))'
+            || ' || @.numerator < 0 || @.denominator < 0'
+            || ' || @.numerator.floor() != @.numerator || @.denominator.floor() != @.denominator'
+            || ' || @.numerator > 9223372036854775807 || @.denominator > 9223372036854775807'
+            || ' || @.value > 1e12 || @.value < -1e12)')::jsonpath);
+    end if;
+    if v_suspect then
+        select e.ord, p.code, p.problem, e.sample::text as sample
+          into v_bad
+          from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
+         cross join lateral chat_v11.sample_shape_problem(e.sample) as p
+         order by e.ord
+         limit 1;
+        if v_bad.ord is not null then
+            perform chat_v11.reject_sample(v_bad.ord, v_total, v_bad.code, v_bad.problem, v_bad.sample);
+        end if;
     end if;
 
-    -- READ the fields into typed arrays (a date such as 2026-13-45 passes the pattern but not the cast)
+    -- READ the fields into typed arrays in one pass, in the array's order (jsonb_to_recordset returns the elements
+    -- in order; a date such as 2026-13-45 passes the pattern but not the cast)
     begin
-        select array_agg(x.metric order by e.ord), array_agg(x.cohort order by e.ord),
-               array_agg(x.bucket_start order by e.ord), array_agg(x.numerator order by e.ord),
-               array_agg(x.denominator order by e.ord), array_agg(x.value order by e.ord)
+        select array_agg(x.metric), array_agg(x.cohort), array_agg(x.bucket_start), array_agg(x.numerator),
+               array_agg(x.denominator), array_agg(x.value)
           into v_metric, v_cohort, v_bucket, v_numerator, v_denominator, v_value
-          from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
-         cross join lateral pg_catalog.jsonb_to_record(e.sample) as x (
-             metric text, cohort text, bucket_start timestamptz, numerator bigint, denominator bigint,
-             value double precision
-         );
+          from pg_catalog.jsonb_to_recordset(p_samples) as x (
+              metric text, cohort text, bucket_start timestamptz, numerator bigint, denominator bigint,
+              value double precision
+          );
     exception when data_exception then
         select e.ord, e.sample::text as sample
           into v_bad

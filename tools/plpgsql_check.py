@@ -13,7 +13,10 @@ of, since plpgsql_check needs that relation), print every finding, drop the scra
 Checks enabled: other, extra, performance, security and compatibility warnings, and fatal_errors off, so
 every error of a function is listed rather than only the first. What fails the run, by reported level:
 - error                   fails: the function cannot run as written (unknown column, wrong type, ...).
-- security                fails: dynamic SQL open to injection; the API functions are SECURITY DEFINER.
+- security                fails: dynamic SQL open to injection; the API functions are SECURITY DEFINER
+                          (all but public.chat_get_v11_rollout_state(), the hot read path: a SECURITY INVOKER
+                          language sql function, so not checked here; pytest_tests/security/test_read_path.py
+                          proves it inlined, search_path-proof and reading only chat_v11_read's view).
 - warning                 printed only (unwanted casts, a variable overlapping a parameter, unused variables).
 - warning extra           printed only (missing RETURN, shadowed variables, dead code, never-read parameters,
                           unmodified variables): worth reading, not worth a red build.
@@ -22,6 +25,7 @@ every error of a function is listed rather than only the first. What fails the r
 - compatibility           printed only (obsolete constructs, such as setting a cursor's internal name).
 A trigger function that no trigger uses cannot be checked; it is printed as a warning.
 Language sql functions are not plpgsql_check's business: PostgreSQL validates their bodies at creation.
+Schema chat_v11_read holds views only (no function), so it is not searched.
 """
 
 from __future__ import annotations

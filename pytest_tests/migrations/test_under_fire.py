@@ -55,11 +55,18 @@ def metric_sample_rows(url: str) -> list[tuple]:
 
 
 def kept_data(url: str) -> dict:
-    """What no downgrade to 0001 or above may change: the rollout's own tables, verbatim."""
-    return {
+    """What no downgrade to 0001 or above may change: the rollout's own tables, verbatim (the state row in the
+    columns of revision 0001: revision 0005 adds the denormalized traffic_percent, which its downgrade drops)."""
+    data = {
         table: rows(url, f"select * from chat_v11.{table} order by 1")
-        for table in ("rollout_state", "rollout_history", "config_change", "policy", "stage", "metric")
+        for table in ("rollout_history", "config_change", "policy", "stage", "metric")
     }
+    data["rollout_state"] = rows(
+        url,
+        "select singleton, stage, kill_switch, promotion_frozen, reason, changed_by, actor, changed_at, version "
+        "from chat_v11.rollout_state",
+    )
+    return data
 
 
 def everything(url: str) -> dict:
@@ -357,7 +364,9 @@ def test_every_offline_step_sets_both_timeouts_before_any_ddl(direction, step, d
     later = [s for s in stmts[3:] if re.match(r"(?i)set\s+(local\s+)?(lock|statement)_timeout", s)]
     later += [s for s in stmts[3:] if re.search(r"(?i)set_config\(\s*'(lock|statement)_timeout'", s) and "$" not in s]
     assert not later, later
-    # then the state table in EXCLUSIVE mode: state calls wait in lock_state() (RO010), never on a dropped object
-    assert stmts[3].startswith("DO $state_lock$") and "LOCK TABLE chat_v11.rollout_state IN EXCLUSIVE MODE" in stmts[3]
+    # then the state table in ACCESS EXCLUSIVE mode: state calls wait in peek_state()/lock_state() (RO010), never
+    # on a dropped object, and no later lock upgrade can deadlock with them
+    assert stmts[3].startswith("DO $state_lock$")
+    assert "LOCK TABLE chat_v11.rollout_state IN ACCESS EXCLUSIVE MODE" in stmts[3]
     if drop_data:
         assert stmts[4] == "SET LOCAL chat_rollout.drop_data = 'yes';"

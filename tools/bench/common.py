@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import re
+import shutil
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import psycopg
@@ -130,3 +135,35 @@ def table(headers: list[str], rows: list[list[str]], align: str | None = None) -
 
 def verdict(met: bool | None) -> str:
     return {True: "yes", False: "**no**", None: ""}[met]
+
+
+def pgbench_path(ctx: Context) -> str:
+    """pgbench: the server's own (embedded), else the newest of /usr/lib/postgresql, else the PATH's."""
+    try:
+        return ctx.server.tool("pgbench")
+    except Exception:
+        for cand in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
+            return str(cand)
+        found = shutil.which("pgbench")
+        if found is None:
+            raise
+        return found
+
+
+def run_pgbench(ctx: Context, script: str, seconds: int, *, clients: int = 8, jobs: int = 8,
+                url: str | None = None) -> float:
+    """TPS of ``script`` (a custom pgbench script) run by ``clients`` clients on ``jobs`` threads for ``seconds``,
+    ``-n -M prepared``, on ``url`` (default the bench database as the owner). Raises when pgbench fails or
+    reports failed transactions."""
+    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
+        f.write(script + "\n")
+    try:
+        out = subprocess.run([pgbench_path(ctx), "-n", "-M", "prepared", "-c", str(clients), "-j", str(jobs),
+                              "-T", str(seconds), "-f", f.name, url or ctx.url], capture_output=True, text=True)
+    finally:
+        Path(f.name).unlink(missing_ok=True)
+    found = re.search(r"tps = ([0-9.]+) \((?:without initial|excluding connections)", out.stdout)
+    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
+    if out.returncode != 0 or not found or (failed and int(failed.group(1))):
+        raise RuntimeError(f"pgbench failed ({out.returncode}): {out.stdout[-800:]} {out.stderr[-800:]}")
+    return float(found.group(1))

@@ -1,8 +1,15 @@
-"""Gate latency: chat_get_v11_release_gates() and chat_get_v11_gate_checks() on 1 day and on 30 days of samples.
+"""Gate latency: chat_get_v11_release_gates() and chat_get_v11_gate_checks() on 1 day, 30 days and ~10 M rows.
 
 SPEC 6: with 30 days of samples p50 <= 5 ms and <= 1.3 x its own latency on 1 day (cost follows the window,
-not the history). The rollout is promoted to canary_1 first so that every check (P0 and P1) is evaluated on
-real, fresh, healthy data; the statuses seen right before measuring are part of the report.
+not the history); issue 6 adds a history of ~10 M rows (64 days, ``--big-days``), reported beside them. The
+rollout is promoted to canary_1 first so that every check (P0 and P1) is evaluated on real, fresh, healthy data;
+the statuses seen right before measuring are part of the report.
+
+Plans: one untimed ``chat_get_v11_release_gates()`` call per history size under ``auto_explain`` (ANALYZE,
+BUFFERS, nested statements): the statements the gate evaluation really runs, whatever functions they are in, and
+the partitions of ``chat_v11.metric_sample`` they touch ("touches N of M partitions"). At 30 days the plans of
+the statements reading the samples are in the report, and, while ``chat_v11.cohort_window`` exists with its
+original signature, the EXPLAIN of one of its calls (custom and generic plan). Both fail soft with a note.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ FUNCTIONS = {
 P50_TARGET_MS = 5.0
 RATIO_TARGET = 1.3
 EXPLAIN_METRIC = "recovery_p95_ms"  # a P1 check: the longest window (30 minutes) and a median
+COHORT_WINDOW = "chat_v11.cohort_window(text,text,timestamptz,timestamptz)"
+PLANNED_CALL = "select * from public.chat_get_v11_release_gates()"
+MAX_PLANS = 3  # distinct statements reading the samples whose plans the report shows
 
 
 def promote_to_canary(ctx: Context) -> str:
@@ -59,8 +69,20 @@ class Explained:
         return float(found.group(1)) if found else float("nan")
 
 
-def explain_cohort_window(ctx: Context, history: History) -> Explained:
-    """EXPLAIN (ANALYZE, BUFFERS) of one cohort_window call as evaluate_checks makes it (the 30-minute P1 window)."""
+def explain_cohort_window(ctx: Context, history: History) -> Explained | str:
+    """EXPLAIN (ANALYZE, BUFFERS) of one cohort_window call as evaluate_checks makes it (the 30-minute P1 window);
+    a note instead when that function is gone or the EXPLAIN fails."""
+    if ctx.conn.execute("select to_regprocedure(%s) is null", (COHORT_WINDOW,)).fetchone()[0]:
+        return (f"`{COHORT_WINDOW}` does not exist in this revision: the gate evaluation's statements are the "
+                "ones above")
+    try:
+        return _explain_cohort_window(ctx, history)
+    except Exception as exc:
+        ctx.log(f"  EXPLAIN of cohort_window skipped: {exc}")
+        return f"The EXPLAIN of one `cohort_window` call failed: {type(exc).__name__}: {exc}"
+
+
+def _explain_cohort_window(ctx: Context, history: History) -> Explained:
     window = ctx.conn.execute(
         "select window_length from chat_v11.metric where metric = %s", (EXPLAIN_METRIC,)
     ).fetchone()[0]
@@ -80,6 +102,152 @@ def explain_cohort_window(ctx: Context, history: History) -> Explained:
     return Explained(call.as_string(ctx.conn), [r[0] for r in custom], [r[0] for r in generic])
 
 
+@dataclass
+class Statement:
+    """One statement auto_explain logged during the call: its text, duration, plan and the partitions it read."""
+
+    query: str
+    ms: float
+    plan: list[str]
+    reads_samples: bool
+    partitions: set[str]  # executed (at least one loop)
+    planned: set[str]  # left in the plan after pruning at executor start, executed or not
+
+
+@dataclass
+class GatePlan:
+    """The statements of one chat_get_v11_release_gates() call, and metric_sample's partitions (M)."""
+
+    statements: list[Statement]
+    partitioned: bool
+    partitions: list[str]
+    note: str = ""
+
+    @property
+    def sample_statements(self) -> list[Statement]:
+        return [st for st in self.statements if st.reads_samples]
+
+    @property
+    def touched(self) -> set[str]:
+        return set().union(*(st.partitions for st in self.sample_statements))
+
+    def touches(self) -> str:
+        """'touches N of M partitions' (union over the call's statements), or why not."""
+        if self.note:
+            return self.note
+        if not self.partitioned:
+            return "metric_sample is not partitioned: every statement reads the one table"
+        n = len(self.sample_statements)
+        most = max((len(st.partitions) for st in self.sample_statements), default=0)
+        planned = set().union(*(st.planned for st in self.sample_statements))
+        return (f"touches {len(self.touched)} of {len(self.partitions)} partitions "
+                f"({n} statement{'s' if n != 1 else ''} read{'s' if n == 1 else ''} the samples, at most {most} "
+                f"partition(s) each; {len(planned)} left in the plans after pruning at executor start)")
+
+
+def sample_relations(ctx: Context) -> tuple[bool, list[str]]:
+    """(is chat_v11.metric_sample partitioned, the names of all its leaf partitions, the default one included)."""
+    kind = ctx.conn.execute("select relkind from pg_catalog.pg_class where oid = 'chat_v11.metric_sample'::regclass"
+                            ).fetchone()[0]
+    if kind != "p":
+        return False, []
+    rows = ctx.conn.execute(
+        "select c.relname from pg_catalog.pg_partition_tree('chat_v11.metric_sample') as t "
+        "join pg_catalog.pg_class as c on c.oid = t.relid where t.isleaf order by c.relname"
+    ).fetchall()
+    return True, [r[0] for r in rows]
+
+
+SCAN_ON = re.compile(r"\bon (?:[\w$]+\.)?\"?([\w$]+)\"?(?: [\w$]+)? {1,2}\(")
+
+
+def parse_note(text: str, names: set[str]) -> Statement | None:
+    """An auto_explain notice (text format): 'duration: X ms  plan:', 'Query Text: ...', then the plan."""
+    found = re.match(r"duration: ([0-9.]+) ms\s+plan:\s*\n?Query Text: (.*)", text, re.S)
+    if not found:
+        return None
+    lines = found.group(2).split("\n")
+    start = next((i for i, ln in enumerate(lines) if i > 0 and ("(cost=" in ln or "(actual " in ln)), len(lines))
+    query, plan = "\n".join(lines[:start]).strip(), [ln for ln in lines[start:] if ln.strip()]
+    read: set[str] = set()
+    planned: set[str] = set()
+    for ln in plan:
+        hit = SCAN_ON.search(ln)
+        if hit and hit.group(1) in names:
+            planned.add(hit.group(1))
+            if "never executed" not in ln:
+                read.add(hit.group(1))
+    return Statement(query, float(found.group(1)), plan, bool(planned), read - {"metric_sample"},
+                     planned - {"metric_sample"})
+
+
+def explain_gate_call(ctx: Context, history: History) -> GatePlan:
+    """One untimed call of chat_get_v11_release_gates() (after two warm ones in the same session) under
+    auto_explain: ANALYZE, BUFFERS, timing, nested statements, to the client as notices. Superuser only (LOAD);
+    fails soft: a GatePlan with a note."""
+    partitioned, partitions = sample_relations(ctx)
+    names = set(partitions) | {"metric_sample"}
+    notes: list[str] = []
+    try:
+        with ctx.connect() as conn:
+            conn.execute("load 'auto_explain'")
+            for key, value in {"log_min_duration": "-1", "log_nested_statements": "on", "log_analyze": "on",
+                               "log_buffers": "on", "log_timing": "on", "log_format": "text",
+                               "log_level": "notice"}.items():
+                conn.execute(f"set auto_explain.{key} = {value}")
+            history.top_up()
+            for _ in range(2):  # plans cached as the measured calls had them
+                conn.execute(PLANNED_CALL).fetchall()
+            conn.add_notice_handler(lambda d: notes.append(d.message_primary or ""))
+            conn.execute("set auto_explain.log_min_duration = 0")
+            conn.execute(PLANNED_CALL).fetchall()
+            conn.execute("set auto_explain.log_min_duration = -1")
+    except Exception as exc:  # no auto_explain, not a superuser, or the call failed: say so, go on
+        ctx.log(f"  auto_explain of the gate call skipped: {exc}")
+        return GatePlan([], partitioned, partitions, note=f"not available ({type(exc).__name__}: "
+                                                          f"{str(exc).strip().splitlines()[0] if str(exc) else ''})")
+    statements = [st for st in (parse_note(n, names) for n in notes) if st is not None]
+    statements = [st for st in statements if "set auto_explain" not in st.query]
+    return GatePlan(statements, partitioned, partitions)
+
+
+def plan_lines(gp: GatePlan, days: int) -> list[str]:
+    """The report's part on the statements of the gate call at ``days`` days."""
+    out = [
+        "",
+        f"The statements one `{PLANNED_CALL}` call runs at {days} days, as `auto_explain` logged them "
+        "(`log_analyze`, `log_buffers`, `log_timing`, `log_nested_statements`; an untimed call after two warm "
+        f"ones in the same session, so the cached plans are the measured calls' own): **{gp.touches()}**.",
+    ]
+    if gp.note or not gp.statements:
+        return out
+    groups: dict[str, list[Statement]] = {}
+    for st in gp.sample_statements:
+        groups.setdefault(st.query, []).append(st)
+    rows = []
+    for query, sts in groups.items():
+        touched = set().union(*(st.partitions for st in sts))
+        rows.append([f"`{' '.join(query.split())[:110]}`", str(len(sts)), f"{sum(st.ms for st in sts):.3f}",
+                     f"{len(touched)} of {len(gp.partitions)}" if gp.partitioned else "one table"])
+    whole = max(gp.statements, key=lambda st: st.ms)
+    out += ["", *table(["statement reading `chat_v11.metric_sample`", "executions", "ms (sum)", "partitions"],
+                       rows, "lrrr"),
+            "", f"The whole call (the outermost statement) took {whole.ms:.3f} ms with instrumentation; "
+                f"{len(gp.statements)} statements were logged in all."]
+    if gp.partitioned:
+        untouched = len(gp.partitions) - len(gp.touched)
+        out += ["", f"Partitions of `chat_v11.metric_sample`: {len(gp.partitions)} (the default one included); "
+                    f"read by this call: {', '.join(f'`{p}`' for p in sorted(gp.touched)) or 'none'}; "
+                    f"the other {untouched} were pruned or never executed."]
+    shown = sorted(groups.values(), key=lambda sts: -max(st.ms for st in sts))[:MAX_PLANS]
+    for sts in shown:
+        slow = max(sts, key=lambda st: st.ms)
+        query = "\n".join(re.sub(r"(?<=\S) {2,}", " ", ln.rstrip()) for ln in slow.query.strip().splitlines())
+        out += ["", f"The slowest of its {len(sts)} execution(s) ({slow.ms:.3f} ms):", "", "```sql",
+                query.rstrip(";") + ";", "```", "", "```", *slow.plan, "```"]
+    return out
+
+
 def measure_generic(ctx: Context, history: History, query: str) -> Latency:
     """Diagnostic only: the same call with plan_cache_mode = force_generic_plan in the session (not a product
     setting), so that each PL/pgSQL statement of evaluate_checks is planned once instead of on every call."""
@@ -87,6 +255,11 @@ def measure_generic(ctx: Context, history: History, query: str) -> Latency:
         conn.execute("set plan_cache_mode = force_generic_plan")
         history.top_up()
         return measure_latency(conn, query, iterations=ctx.args.iterations, warmup=ctx.args.warmup)
+
+
+def history_sizes(args) -> list[int]:
+    """1 day, --days (the SPEC's 30) and --big-days (~10 M rows), when given."""
+    return sorted({1, args.days} | ({args.big_days} if getattr(args, "big_days", 0) else set()))
 
 
 def run(ctx: Context) -> Section:
@@ -98,8 +271,9 @@ def run(ctx: Context) -> Section:
     rows_at: dict[int, int] = {}
     maint: dict[int, float] = {}
     generic: dict[int, dict[str, Latency]] = {}
-    explain: Explained | None = None
-    for days in sorted({1, args.days}):
+    plans: dict[int, GatePlan] = {}
+    explain: Explained | str | None = None
+    for days in history_sizes(args):
         history.extend_to(days)
         maint[days] = history.maintain()
         ctx.log(f"  vacuum (analyze) + checkpoint in {maint[days]:.1f} s")
@@ -120,11 +294,17 @@ def run(ctx: Context) -> Section:
             generic[days][name] = lat = measure_generic(ctx, history, query)
             ctx.log(f"  diagnostic, force_generic_plan: {name} at {days} day(s): p50 {lat.p50:.3f} ms")
         rows_at[days] = history.rows
+        plans[days] = explain_gate_call(ctx, history)
+        ctx.log(f"  gate call at {days} day(s): {plans[days].touches()}")
         if days == args.days:
             explain = explain_cohort_window(ctx, history)
 
-    short, long = min(results), max(results)
-    section = Section(f"{TITLE}: release gates on 1 day and {long} days of samples")
+    short, long = 1, args.days
+    big = max(results) if max(results) > long else None
+    labels = [f"{d} day{'s' if d > 1 else ''}" + (f" (~{rows_at[d] / 1e6:.1f} M rows)" if d == big else "")
+              for d in sorted(results)]
+    section = Section(f"{TITLE}: release gates on " + (", ".join(labels[:-1]) + " and " if len(labels) > 1 else "")
+                      + labels[-1] + " of samples")
     for name in FUNCTIONS:
         a, b = results[short][name], results[long][name]
         ratio = b.p50 / a.p50
@@ -136,6 +316,17 @@ def run(ctx: Context) -> Section:
             SummaryRow(f"`{name}` p50 {long} days / {short} day", f"{ratio:.2f}", f"<= {RATIO_TARGET:g}",
                        ratio <= RATIO_TARGET)
         )
+        if big:
+            c = results[big][name]
+            section.summary.append(
+                SummaryRow(f"`{name}` p50, {big} days ({rows_at[big] / 1e6:.1f} M rows; issue 6: also 10 M)",
+                           f"{ms(c.p50)}; {c.p50 / a.p50:.2f} x {short} day",
+                           f"<= {P50_TARGET_MS:g} ms and <= {RATIO_TARGET:g} x (the {long}-day bounds)",
+                           c.p50 <= P50_TARGET_MS and c.p50 / a.p50 <= RATIO_TARGET)
+            )
+    if long in plans:
+        section.summary.append(SummaryRow(f"gate call at {long} days: partitions of `metric_sample` read",
+                                          plans[long].touches()))
 
     body = section.body
     body += [
@@ -147,7 +338,10 @@ def run(ctx: Context) -> Section:
         f"checks are all evaluated. Client: psycopg, a new connection per history size, prepared statements, "
         f"autocommit (one "
         f"transaction per call), {args.warmup} warm-up calls then {args.iterations} timed calls, round trip "
-        f"and fetching every row included; the caller is the database owner.",
+        f"and fetching every row included; the caller is the database owner."
+        + (" `chat_v11.ensure_sample_partitions(date, date)` exists: the loader had it create the daily "
+           "partitions of the loaded days (a day of margin each side) before each COPY."
+           if history.partitioned_by_function else ""),
         "",
     ]
     rows = []
@@ -158,12 +352,17 @@ def run(ctx: Context) -> Section:
     body += table(["function", "days", "rows in metric_sample", "p50", "p95", "p99", "calls"], rows, "lrrrrrr")
     body += [""]
     rows = []
-    for name in FUNCTIONS:
-        a, b = results[short][name], results[long][name]
-        rows.append([f"`{name}`", f"{b.p50 / a.p50:.2f}", f"{b.p95 / a.p95:.2f}", f"{b.p99 / a.p99:.2f}",
-                     f"<= {RATIO_TARGET:g} (p50)", verdict(b.p50 / a.p50 <= RATIO_TARGET)])
-    body += table(["function", f"p50 {long} d / {short} d", "p95 ratio", "p99 ratio", "target", "met"], rows,
-                  "lrrrll")
+    for days in sorted(results):
+        if days == short:
+            continue
+        for name in FUNCTIONS:
+            a, b = results[short][name], results[days][name]
+            target = days == long
+            rows.append([f"`{name}`", f"{days} d / {short} d", f"{b.p50 / a.p50:.2f}", f"{b.p95 / a.p95:.2f}",
+                         f"{b.p99 / a.p99:.2f}", f"<= {RATIO_TARGET:g} (p50)" + ("" if target else ", applied"),
+                         verdict(b.p50 / a.p50 <= RATIO_TARGET)])
+    body += table(["function", "history", "p50 ratio", "p95 ratio", "p99 ratio", "target", "met"], rows,
+                  "llrrrll")
     body += ["", "What the gates said right before the measurements (real data, not an empty table):", ""]
     body += [f"- {days} day(s): {states[days]}" for days in sorted(states)]
     body += ["", "Loads (COPY as the owner, text format, into the table with its primary key and checks):", ""]
@@ -178,17 +377,26 @@ def run(ctx: Context) -> Section:
                     for d, sec in sorted(maint.items())]
     rows = []
     for name in FUNCTIONS:
-        a, b = generic[short][name], generic[long][name]
-        rows.append([f"`{name}`", ms(a.p50), ms(b.p50), f"{b.p50 / a.p50:.2f}"])
+        row = [f"`{name}`"] + [ms(generic[d][name].p50) for d in sorted(generic)]
+        row += [f"{generic[d][name].p50 / generic[short][name].p50:.2f}" for d in sorted(generic) if d != short]
+        rows.append(row)
+    heads = ([f"p50 {d} d" for d in sorted(generic)]
+             + [f"{d} d / {short} d" for d in sorted(generic) if d != short])
     body += [
         "",
         "Diagnostic, not a product setting: the same calls with `plan_cache_mode = force_generic_plan` in the "
-        "session, so that every PL/pgSQL statement of `evaluate_checks` (one `cohort_window` per metric and cohort, "
-        "18 per call) is planned once instead of on every call:",
+        "session, so that every statement inside (PL/pgSQL or SQL function) is planned once instead of on every "
+        "call:",
         "",
-        *table(["function", f"p50 {short} d", f"p50 {long} d", "ratio"], rows, "lrrr"),
+        *table(["function", *heads], rows, "l" + "r" * len(heads)),
     ]
-    if explain is not None:
+    body += ["", "Partitions of `chat_v11.metric_sample` the gate call reads, per history size:", ""]
+    body += [f"- {days} day(s), {count(rows_at[days])} rows: {plans[days].touches()}" for days in sorted(plans)]
+    if long in plans:
+        body += plan_lines(plans[long], long)
+    if isinstance(explain, str):
+        body += ["", f"The EXPLAIN of one `cohort_window` call: {explain}."]
+    elif explain is not None:
         custom_cost, generic_cost = Explained.cost(explain.custom), Explained.cost(explain.generic)
         body += [
             "",
@@ -207,7 +415,8 @@ def run(ctx: Context) -> Section:
             "timestamptz) as select * from chat_v11.cohort_window($1, $2, $3, $4)`, executed under "
             "`plan_cache_mode = force_generic_plan`): the plan cache of a PL/pgSQL statement keeps re-planning "
             "with the values (a custom plan) while the generic plan's estimated cost is above the custom plans' "
-            f"average. Here: generic {generic_cost:,.0f} against custom {custom_cost:,.0f}.",
+            f"average, unless the function sets `plan_cache_mode`. Here: generic {generic_cost:,.0f} against "
+            f"custom {custom_cost:,.0f}.",
             "",
             "```",
             *explain.generic,
@@ -227,8 +436,7 @@ def run(ctx: Context) -> Section:
             "generic plans keep it: what grows is not the work on the window (the plans above read the same few "
             "buffers) but planning. With more history the generic plan's row estimate for an unknown time range "
             "(a default fraction of the rows of one metric and cohort) grows with the table, so the plan cache "
-            "stops preferring it and re-plans each `cohort_window` statement, SQL function inlining included, on "
-            "every call.",
+            "stops preferring it and re-plans each statement on every call.",
         ]
     ctx.facts["gates"] = {d: {n: lat.p50 for n, lat in r.items()} for d, r in results.items()}
     return section

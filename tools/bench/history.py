@@ -5,6 +5,10 @@ the gate benchmark, not what it measures), in time order as ingestion would have
 server's now rounded down to 10 s. ``top_up()`` adds the buckets up to the current now right before each
 measurement, so the gates always evaluate fresh data (freshness is 2 minutes).
 
+When ``chat_v11.metric_sample`` is partitioned by day and ``chat_v11.ensure_sample_partitions(date, date)``
+exists, the loader creates the daily partitions of the days it loads first (as the owner), so old history lands
+in its own partitions and not in the default one; without that function it just COPYs.
+
 Healthy means: no P0 event (numerator 0), P1 rates of about 0.2 % in both cohorts, recovery p95 700-900 ms in
 both cohorts, so every check passes at canary_1 on real data.
 """
@@ -13,13 +17,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from .common import Context
 
 BUCKET = 10  # seconds
 BUCKETS_PER_DAY = 86400 // BUCKET
 COHORTS = ("canary", "control")
+ENSURE_PARTITIONS = "chat_v11.ensure_sample_partitions(date,date)"
 COPY_SQL = "copy {table} (metric, cohort, bucket_start, numerator, denominator, value) from stdin"
 _NULL = "\\N"
 
@@ -127,6 +132,28 @@ class History:
         self.newest: int | None = None
         self.rows = 0
         self.loads: list[Load] = []
+        self.partitioned_by_function = ctx.conn.execute(
+            "select to_regprocedure(%s) is not null", (ENSURE_PARTITIONS,)
+        ).fetchone()[0]
+        self.ensured: tuple[date, date] | None = None  # the days ensure_sample_partitions was called for
+
+    def ensure_partitions(self, first: int, last: int) -> None:
+        """Have chat_v11.ensure_sample_partitions create the daily partitions of [first, last] (Unix times), a
+        day of margin each side (whatever time zone the function cuts days in), once per day range."""
+        if not self.partitioned_by_function:
+            return
+        lo = datetime.fromtimestamp(first, UTC).date() - timedelta(days=1)
+        hi = datetime.fromtimestamp(last, UTC).date() + timedelta(days=1)
+        if self.ensured is not None and self.ensured[0] <= lo and hi <= self.ensured[1]:
+            return
+        if self.ensured is not None:  # the union, one interval (the function skips the partitions that exist)
+            lo, hi = min(lo, self.ensured[0]), max(hi, self.ensured[1])
+        day = lo
+        while day <= hi:  # the function takes at most 401 days a call
+            end = min(hi, day + timedelta(days=400))
+            self.ctx.conn.execute("select chat_v11.ensure_sample_partitions(%s, %s)", (day, end))
+            day = end + timedelta(days=1)
+        self.ensured = (lo, hi)
 
     @property
     def days(self) -> float:
@@ -138,6 +165,8 @@ class History:
         return None if self.newest is None else datetime.fromtimestamp(self.newest, UTC)
 
     def _copy(self, label: str, first: int, last: int) -> Load:
+        if last >= first:
+            self.ensure_partitions(first, last)
         t0 = time.perf_counter()
         rows = copy_buckets(self.ctx.conn, self.series, first, last)
         load = Load(label, rows, time.perf_counter() - t0)

@@ -14,17 +14,13 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-import re
-import shutil
-import subprocess
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psycopg
 
-from .common import Context, Latency, Section, SummaryRow, count, ms, table
+from .common import Context, Latency, Section, SummaryRow, count, ms, run_pgbench, table
+from .common import pgbench_path as pgbench_path  # noqa: F401  (re-exported: it lived here)
 from .history import catalog_series
 from .ingest import PUT_COLUMNAR, Buckets, as_columns
 
@@ -39,31 +35,8 @@ CLIENTS = 8
 LOAD_BATCH = 1000
 
 
-def pgbench_path(ctx: Context) -> str:
-    try:
-        return ctx.server.tool("pgbench")
-    except Exception:
-        for cand in sorted(Path("/usr/lib/postgresql").glob("*/bin/pgbench"), reverse=True):
-            return str(cand)
-        found = shutil.which("pgbench")
-        if found is None:
-            raise
-        return found
-
-
 def pgbench(ctx: Context, script: str, seconds: int) -> float:
-    with tempfile.NamedTemporaryFile("w", suffix=".sql", delete=False) as f:
-        f.write(script + "\n")
-    try:
-        out = subprocess.run([pgbench_path(ctx), "-n", "-M", "prepared", "-c", str(CLIENTS), "-j", str(CLIENTS),
-                              "-T", str(seconds), "-f", f.name, ctx.url], capture_output=True, text=True)
-    finally:
-        Path(f.name).unlink(missing_ok=True)
-    found = re.search(r"tps = ([0-9.]+) \(without initial", out.stdout)
-    failed = re.search(r"number of failed transactions: (\d+)", out.stdout)
-    if out.returncode != 0 or not found or (failed and int(failed.group(1))):
-        raise RuntimeError(f"pgbench failed ({out.returncode}): {out.stdout[-800:]} {out.stderr[-800:]}")
-    return float(found.group(1))
+    return run_pgbench(ctx, script, seconds, clients=CLIENTS, jobs=CLIENTS)
 
 
 def reset_state(ctx: Context) -> None:

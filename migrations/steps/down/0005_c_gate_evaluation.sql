@@ -1,3 +1,5 @@
+-- Revision 0005 downgrade: the per-window helper of revision 0002 comes back before the restored evaluate_checks
+-- (revision 0004's text) uses it; the kill path and evaluate_checks bodies are restored automatically.
 -- Aggregates of one metric and cohort over the buckets in (p_from, p_to].
 create or replace function chat_v11.cohort_window(p_metric text, p_cohort text, p_from timestamptz, p_to timestamptz)
 returns table (
