@@ -964,5 +964,23 @@ begin
 end
 $$;
 drop table chat_v11.metric_sample_partitioned;
+-- PostgreSQL 18 names NOT NULL constraints: the restored table got <table>_<column>_not_null1 beside the
+-- partitioned one; give it back the names revision 0004 had (nothing to do before 18).
+do $$
+declare
+    v_con record;
+begin
+    for v_con in
+        select c.conname
+          from pg_catalog.pg_constraint as c
+         where c.conrelid = 'chat_v11.metric_sample'::regclass
+           and c.contype = 'n'
+           and c.conname ~ '_not_null1$'
+    loop
+        execute pg_catalog.format('alter table chat_v11.metric_sample rename constraint %I to %I',
+                                  v_con.conname, pg_catalog.regexp_replace(v_con.conname, '1$', ''));
+    end loop;
+end
+$$;
 drop function chat_v11.prune_samples(timestamptz);
 drop function chat_v11.ensure_sample_partitions(date, date);

@@ -1452,6 +1452,24 @@ end
 $$;
 -- squawk-ignore ban-drop-table -- empty now: every row moved into the partitions above, counted
 drop table chat_v11.metric_sample_unpartitioned;
+-- PostgreSQL 18 names NOT NULL constraints; the partitioned table got <table>_<column>_not_null1 while the old
+-- table still held the plain names: give it the names a fresh install gives (nothing to do before 18).
+do $$
+declare
+    v_con record;
+begin
+    for v_con in
+        select c.conname
+          from pg_catalog.pg_constraint as c
+         where c.conrelid = 'chat_v11.metric_sample'::regclass
+           and c.contype = 'n'
+           and c.conname ~ '_not_null1$'
+    loop
+        execute pg_catalog.format('alter table chat_v11.metric_sample rename constraint %I to %I',
+                                  v_con.conname, pg_catalog.regexp_replace(v_con.conname, '1$', ''));
+    end loop;
+end
+$$;
 
 -- >>> migrations/steps/0005_c_drop_cohort_window.sql
 -- phase: after
