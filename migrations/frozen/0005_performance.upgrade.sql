@@ -1370,8 +1370,20 @@ begin
     if v_acted is null and pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('chat_v11.metric_sample maintenance')) then
         begin
             perform pg_catalog.set_config('lock_timeout', '50ms', true);
-            v_created := chat_v11.ensure_sample_partitions((v_now at time zone 'UTC')::date - 1,
-                                                           (v_now at time zone 'UTC')::date + 7);
+            -- at least 3 days ahead at all times; when a day in that span is missing, up to a week ahead at once
+            -- (so DDL runs every few days, not at every midnight)
+            v_created := 0;
+            if exists (
+                select
+                  from pg_catalog.generate_series(-1, 3) as g (d)
+                 where pg_catalog.to_regclass(
+                           'chat_v11.metric_sample_p'
+                           || pg_catalog.to_char((v_now at time zone 'UTC')::date + g.d, 'YYYYMMDD')
+                       ) is null
+            ) then
+                v_created := chat_v11.ensure_sample_partitions((v_now at time zone 'UTC')::date - 1,
+                                                               (v_now at time zone 'UTC')::date + 7);
+            end if;
             select p.dropped, p.deleted into v_pruned from chat_v11.prune_samples(v_now - v_retention) as p;
             if v_created > 0 then
                 return query select 'partition'::text, null::bigint,
@@ -1402,7 +1414,7 @@ grant execute on function public.chat_run_v11_guardrails() to chat_rollout_inges
 comment on function public.chat_run_v11_guardrails() is
 'Guardrails to run every few seconds (idempotent): a failing P0 check engages the kill switch (auto_kill), '
 'stale or missing P0 data freezes promotion (hold, actor guardrail); in a run that changed no state, daily '
-'partitions of the metric store are created a week ahead and samples older than the retention policy removed '
+'partitions of the metric store are kept 3 to 7 days ahead and samples older than the retention policy removed '
 '(whole partitions dropped). Returns one row per action taken.';
 
 -- >>> sql/0910_data_sample_partitions.sql
