@@ -71,34 +71,8 @@ begin
          cross join lateral (
              select case when x.severity = 'P0' then coalesce(p_p0_window, x.window_length) else x.window_length end
          ) as w (w)
-         cross join lateral (
-             select pg_catalog.sum(s.numerator)::numeric as numerator,
-                    pg_catalog.sum(s.denominator)::numeric as denominator,
-                    pg_catalog.count(*) as buckets,
-                    pg_catalog.max(s.bucket_start) as newest,
-                    pg_catalog.min(s.bucket_start) as oldest,
-                    pg_catalog.percentile_cont(0.5) within group (order by s.value) as median_value
-               from chat_v11.metric_sample as s
-              where s.metric = x.metric
-                and s.cohort = 'canary'
-                and s.bucket_start > p_at - w.w
-                and s.bucket_start <= p_at
-                and s.bucket_start > v_floor
-         ) as c
-         cross join lateral (
-             select pg_catalog.sum(s.numerator)::numeric as numerator,
-                    pg_catalog.sum(s.denominator)::numeric as denominator,
-                    pg_catalog.count(*) as buckets,
-                    pg_catalog.max(s.bucket_start) as newest,
-                    pg_catalog.min(s.bucket_start) as oldest,
-                    pg_catalog.percentile_cont(0.5) within group (order by s.value) as median_value
-               from chat_v11.metric_sample as s
-              where s.metric = x.metric
-                and s.cohort = 'control'
-                and s.bucket_start > p_at - w.w
-                and s.bucket_start <= p_at
-                and s.bucket_start > v_floor
-         ) as b
+         cross join lateral chat_v11.cohort_window(x.metric, 'canary', p_at - w.w, p_at, v_floor) as c
+         cross join lateral chat_v11.cohort_window(x.metric, 'control', p_at - w.w, p_at, v_floor) as b
          order by x.ordinal
     loop
         v_window := m.win;

@@ -9,38 +9,8 @@
 -- Revision 0005 downgrade: the partial index of stage-changing history rows (the restored state_at does not use it).
 
 -- >>> migrations/steps/down/0005_c_gate_evaluation.sql (part 1)
--- Revision 0005 downgrade: the per-window helper of revision 0002 comes back before the restored evaluate_checks
--- (revision 0004's text) uses it; the kill path and evaluate_checks bodies are restored automatically.
--- Aggregates of one metric and cohort over the buckets in (p_from, p_to].
-create or replace function chat_v11.cohort_window(p_metric text, p_cohort text, p_from timestamptz, p_to timestamptz)
-returns table (
-    numerator numeric,
-    denominator numeric,
-    buckets bigint,
-    newest timestamptz,
-    oldest timestamptz,
-    median_value double precision
-)
-language sql
-stable
-as $$
-    select pg_catalog.sum(s.numerator)::numeric,
-           pg_catalog.sum(s.denominator)::numeric,
-           pg_catalog.count(*),
-           pg_catalog.max(s.bucket_start),
-           pg_catalog.min(s.bucket_start),
-           pg_catalog.percentile_cont(0.5) within group (order by s.value)
-      from chat_v11.metric_sample as s
-     where s.metric = p_metric
-       and s.cohort = p_cohort
-       and s.bucket_start > p_from
-       and s.bucket_start <= p_to
-$$;
-
-revoke all on function chat_v11.cohort_window(text, text, timestamptz, timestamptz) from public;
-comment on function chat_v11.cohort_window(text, text, timestamptz, timestamptz) is
-'Sum of numerators and denominators, bucket count, newest/oldest bucket and median value of one metric '
-'and cohort over (p_from, p_to].';
+-- Revision 0005 downgrade: the restores bring back revision 0002's cohort_window(text, text, timestamptz,
+-- timestamptz) and revision 0004's evaluate_checks, which calls it; then the five-argument form goes.
 
 -- >>> migrations/steps/down/0005_b_metric_sample.sql (part 1)
 -- PART 1 (before the restored sql/0160 creates the unpartitioned table): the partitioned store steps aside.
@@ -143,6 +113,38 @@ $$;
 revoke all on function chat_v11.state_at(timestamptz) from public;
 comment on function chat_v11.state_at(timestamptz) is
 'Stage, kill switch, freeze, incident, version and stage start in force at p_at, read from the history.';
+
+-- restored from revision 0002_metrics_and_gates: sql/0360_function_cohort_window.sql
+-- Aggregates of one metric and cohort over the buckets in (p_from, p_to].
+create or replace function chat_v11.cohort_window(p_metric text, p_cohort text, p_from timestamptz, p_to timestamptz)
+returns table (
+    numerator numeric,
+    denominator numeric,
+    buckets bigint,
+    newest timestamptz,
+    oldest timestamptz,
+    median_value double precision
+)
+language sql
+stable
+as $$
+    select pg_catalog.sum(s.numerator)::numeric,
+           pg_catalog.sum(s.denominator)::numeric,
+           pg_catalog.count(*),
+           pg_catalog.max(s.bucket_start),
+           pg_catalog.min(s.bucket_start),
+           pg_catalog.percentile_cont(0.5) within group (order by s.value)
+      from chat_v11.metric_sample as s
+     where s.metric = p_metric
+       and s.cohort = p_cohort
+       and s.bucket_start > p_from
+       and s.bucket_start <= p_to
+$$;
+
+revoke all on function chat_v11.cohort_window(text, text, timestamptz, timestamptz) from public;
+comment on function chat_v11.cohort_window(text, text, timestamptz, timestamptz) is
+'Sum of numerators and denominators, bucket count, newest/oldest bucket and median value of one metric '
+'and cohort over (p_from, p_to].';
 
 -- restored from revision 0002_metrics_and_gates: sql/0400_function_evaluate_checks.sql
 -- One row per release-gate check at p_at for a given stage and kill switch (SPEC 4.5).
@@ -941,6 +943,10 @@ drop function chat_v11.refuse_samples(text[], text[], timestamptz[], bigint[], b
 -- PART 2
 -- squawk-ignore require-concurrent-index-deletion -- a small table, inside the downgrade's transaction
 drop index chat_v11.rollout_history_stage_change_idx;
+
+-- >>> migrations/steps/down/0005_c_gate_evaluation.sql (part 2)
+-- PART 2
+drop function chat_v11.cohort_window(text, text, timestamptz, timestamptz, timestamptz);
 
 -- >>> migrations/steps/down/0005_b_metric_sample.sql (part 2)
 -- PART 2 (after the restores): every sample moves back, counted, then the partitions and their helpers go.

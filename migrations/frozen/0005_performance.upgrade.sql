@@ -151,6 +151,43 @@ revoke all on function chat_v11.state_at(timestamptz) from public;
 comment on function chat_v11.state_at(timestamptz) is
 'Stage, kill switch, freeze, incident, version and stage start in force at p_at, read from the history.';
 
+-- >>> sql/0360_function_cohort_window.sql
+-- Aggregates of one metric and cohort over the buckets in (p_from, p_to], none older than p_floor. Inlined into
+-- chat_v11.evaluate_checks; p_floor (the oldest bucket any check reads, a parameter there) lets the generic plan
+-- prune every older partition of the metric store when the executor starts.
+create or replace function chat_v11.cohort_window(
+    p_metric text, p_cohort text, p_from timestamptz, p_to timestamptz, p_floor timestamptz
+)
+returns table (
+    numerator numeric,
+    denominator numeric,
+    buckets bigint,
+    newest timestamptz,
+    oldest timestamptz,
+    median_value double precision
+)
+language sql
+stable
+as $$
+    select pg_catalog.sum(s.numerator)::numeric,
+           pg_catalog.sum(s.denominator)::numeric,
+           pg_catalog.count(*),
+           pg_catalog.max(s.bucket_start),
+           pg_catalog.min(s.bucket_start),
+           pg_catalog.percentile_cont(0.5) within group (order by s.value)
+      from chat_v11.metric_sample as s
+     where s.metric = p_metric
+       and s.cohort = p_cohort
+       and s.bucket_start > p_from
+       and s.bucket_start <= p_to
+       and s.bucket_start > p_floor
+$$;
+
+revoke all on function chat_v11.cohort_window(text, text, timestamptz, timestamptz, timestamptz) from public;
+comment on function chat_v11.cohort_window(text, text, timestamptz, timestamptz, timestamptz) is
+'Sum of numerators and denominators, bucket count, newest/oldest bucket and median value of one metric '
+'and cohort over (p_from, p_to], no bucket at or before p_floor (partition pruning).';
+
 -- >>> sql/0400_function_evaluate_checks.sql
 -- One row per release-gate check at p_at for a given stage and kill switch (SPEC 4.5).
 -- Samples count when bucket_start is in (p_at - window, p_at]. p_p0_window, when given, replaces the
@@ -225,34 +262,8 @@ begin
          cross join lateral (
              select case when x.severity = 'P0' then coalesce(p_p0_window, x.window_length) else x.window_length end
          ) as w (w)
-         cross join lateral (
-             select pg_catalog.sum(s.numerator)::numeric as numerator,
-                    pg_catalog.sum(s.denominator)::numeric as denominator,
-                    pg_catalog.count(*) as buckets,
-                    pg_catalog.max(s.bucket_start) as newest,
-                    pg_catalog.min(s.bucket_start) as oldest,
-                    pg_catalog.percentile_cont(0.5) within group (order by s.value) as median_value
-               from chat_v11.metric_sample as s
-              where s.metric = x.metric
-                and s.cohort = 'canary'
-                and s.bucket_start > p_at - w.w
-                and s.bucket_start <= p_at
-                and s.bucket_start > v_floor
-         ) as c
-         cross join lateral (
-             select pg_catalog.sum(s.numerator)::numeric as numerator,
-                    pg_catalog.sum(s.denominator)::numeric as denominator,
-                    pg_catalog.count(*) as buckets,
-                    pg_catalog.max(s.bucket_start) as newest,
-                    pg_catalog.min(s.bucket_start) as oldest,
-                    pg_catalog.percentile_cont(0.5) within group (order by s.value) as median_value
-               from chat_v11.metric_sample as s
-              where s.metric = x.metric
-                and s.cohort = 'control'
-                and s.bucket_start > p_at - w.w
-                and s.bucket_start <= p_at
-                and s.bucket_start > v_floor
-         ) as b
+         cross join lateral chat_v11.cohort_window(x.metric, 'canary', p_at - w.w, p_at, v_floor) as c
+         cross join lateral chat_v11.cohort_window(x.metric, 'control', p_at - w.w, p_at, v_floor) as b
          order by x.ordinal
     loop
         v_window := m.win;
@@ -1485,7 +1496,7 @@ $$;
 
 -- >>> migrations/steps/0005_c_drop_cohort_window.sql
 -- phase: after
--- Revision 0005: evaluate_checks reads the windows itself (with a lower bound the generic plan prunes partitions
--- with), so the per-window helper of revision 0002 goes.
--- squawk-ignore ban-drop-function -- internal (never granted): only evaluate_checks of revisions 0002-0004 called it
+-- Revision 0005: cohort_window takes a fifth argument (a lower bound the generic plan prunes partitions with);
+-- the four-argument form of revision 0002 goes.
+-- squawk-ignore ban-drop-function -- internal (never granted): only evaluate_checks of revisions 0002-0004 called this form
 drop function chat_v11.cohort_window(text, text, timestamptz, timestamptz);

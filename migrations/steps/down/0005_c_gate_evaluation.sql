@@ -1,32 +1,4 @@
--- Revision 0005 downgrade: the per-window helper of revision 0002 comes back before the restored evaluate_checks
--- (revision 0004's text) uses it; the kill path and evaluate_checks bodies are restored automatically.
--- Aggregates of one metric and cohort over the buckets in (p_from, p_to].
-create or replace function chat_v11.cohort_window(p_metric text, p_cohort text, p_from timestamptz, p_to timestamptz)
-returns table (
-    numerator numeric,
-    denominator numeric,
-    buckets bigint,
-    newest timestamptz,
-    oldest timestamptz,
-    median_value double precision
-)
-language sql
-stable
-as $$
-    select pg_catalog.sum(s.numerator)::numeric,
-           pg_catalog.sum(s.denominator)::numeric,
-           pg_catalog.count(*),
-           pg_catalog.max(s.bucket_start),
-           pg_catalog.min(s.bucket_start),
-           pg_catalog.percentile_cont(0.5) within group (order by s.value)
-      from chat_v11.metric_sample as s
-     where s.metric = p_metric
-       and s.cohort = p_cohort
-       and s.bucket_start > p_from
-       and s.bucket_start <= p_to
-$$;
-
-revoke all on function chat_v11.cohort_window(text, text, timestamptz, timestamptz) from public;
-comment on function chat_v11.cohort_window(text, text, timestamptz, timestamptz) is
-'Sum of numerators and denominators, bucket count, newest/oldest bucket and median value of one metric '
-'and cohort over (p_from, p_to].';
+-- Revision 0005 downgrade: the restores bring back revision 0002's cohort_window(text, text, timestamptz,
+-- timestamptz) and revision 0004's evaluate_checks, which calls it; then the five-argument form goes.
+-- PART 2
+drop function chat_v11.cohort_window(text, text, timestamptz, timestamptz, timestamptz);
