@@ -30,7 +30,7 @@ FUNCTIONS = {
 P50_TARGET_MS = 5.0
 RATIO_TARGET = 1.3
 EXPLAIN_METRIC = "recovery_p95_ms"  # a P1 check: the longest window (30 minutes) and a median
-COHORT_WINDOW = "chat_v11.cohort_window(text,text,timestamptz,timestamptz)"
+COHORT_WINDOW = "chat_v11.cohort_window(text,text,timestamptz,timestamptz,timestamptz)"
 PLANNED_CALL = "select * from public.chat_get_v11_release_gates()"
 MAX_PLANS = 3  # distinct statements reading the samples whose plans the report shows
 
@@ -87,17 +87,23 @@ def _explain_cohort_window(ctx: Context, history: History) -> Explained:
         "select window_length from chat_v11.metric where metric = %s", (EXPLAIN_METRIC,)
     ).fetchone()[0]
     args = {"m": sql.Literal(EXPLAIN_METRIC), "w": sql.Literal(window)}
-    call = sql.SQL("select * from chat_v11.cohort_window({m}, 'canary', now() - {w}, now())").format(**args)
+    # the floor is the window's own start here (evaluate_checks passes the start of its longest window)
+    call = sql.SQL("select * from chat_v11.cohort_window({m}, 'canary', now() - {w}, now(), now() - {w})").format(
+        **args
+    )
     history.top_up()
     ctx.conn.execute(call).fetchall()  # warm, as the measured calls were
     custom = ctx.conn.execute(sql.SQL("explain (analyze, buffers) ") + call).fetchall()
     with ctx.connect() as conn:
         conn.execute("set plan_cache_mode = force_generic_plan")
         conn.execute(
-            "prepare cw(text, text, timestamptz, timestamptz) as select * from chat_v11.cohort_window($1, $2, $3, $4)"
+            "prepare cw(text, text, timestamptz, timestamptz, timestamptz) as "
+            "select * from chat_v11.cohort_window($1, $2, $3, $4, $5)"
         )
         generic = conn.execute(
-            sql.SQL("explain (analyze, buffers) execute cw({m}, 'canary', now() - {w}, now())").format(**args)
+            sql.SQL("explain (analyze, buffers) execute cw({m}, 'canary', now() - {w}, now(), now() - {w})").format(
+                **args
+            )
         ).fetchall()
     return Explained(call.as_string(ctx.conn), [r[0] for r in custom], [r[0] for r in generic])
 
