@@ -168,6 +168,35 @@ def reset(conn: psycopg.Connection, stage: str) -> None:
                      "null, null, null)", (stage,))
 
 
+class Listener:
+    """A thread LISTENing on one channel of its own connection: `got` is set and `at` holds time.perf_counter()
+    when a notification whose payload `accept` takes arrives. A context manager: LISTEN on entry, UNLISTEN on exit."""
+
+    def __init__(self, conn: psycopg.Connection, channel: str, accept=lambda payload: True) -> None:
+        self.conn, self.channel, self.accept = conn, channel, accept
+        self.got = threading.Event()
+        self.at = 0.0
+        self._stop = False
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _loop(self) -> None:
+        while not self._stop:
+            for note in self.conn.notifies(timeout=0.2):
+                if self.accept(note.payload):
+                    self.at = time.perf_counter()
+                    self.got.set()
+
+    def __enter__(self) -> Listener:
+        self.conn.execute(f"listen {self.channel}")
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop = True
+        self._thread.join(timeout=5)
+        self.conn.execute(f"unlisten {self.channel}")
+
+
 def floor(conn: psycopg.Connection, listen: psycopg.Connection, n: int) -> dict[str, list[float]]:
     conn.execute("create schema if not exists kill_profile")
     conn.execute("create table if not exists kill_profile.state_ref (id int primary key, version bigint not null, "
@@ -193,33 +222,16 @@ def floor(conn: psycopg.Connection, listen: psycopg.Connection, n: int) -> dict[
         if i >= 20:
             out["select 1"].append((t1 - t0) * 1000)
             out["bare UPDATE + INSERT, durable commit"].append((t2 - t1) * 1000)
-    got = threading.Event()
-    at = [0.0]
-    stop = False
-
-    def loop() -> None:
-        while not stop:
-            for _ in listen.notifies(timeout=0.2):
-                at[0] = clock()
-                got.set()
-
-    listen.execute("listen kill_profile_x")
-    th = threading.Thread(target=loop, daemon=True)
-    th.start()
-    try:
+    with Listener(listen, "kill_profile_x") as heard:
         for i in range(n + 20):
-            got.clear()
+            heard.got.clear()
             t0 = clock()
             cur.execute("notify kill_profile_x, 'x'", prepare=True)
-            if not got.wait(10):
+            if not heard.got.wait(10):
                 raise RuntimeError("no notification")
             if i >= 20:
-                out["bare NOTIFY -> listener holds it"].append((at[0] - t0) * 1000)
+                out["bare NOTIFY -> listener holds it"].append((heard.at - t0) * 1000)
             time.sleep(0.001)
-    finally:
-        stop = True
-        th.join(timeout=5)
-        listen.execute("unlisten kill_profile_x")
     return out
 
 
@@ -265,39 +277,21 @@ def kills(conn: psycopg.Connection, data: Data, stage: str, n: int) -> list[floa
 
 def notifications(conn: psycopg.Connection, listen: psycopg.Connection, data: Data, stage: str,
                   n: int) -> list[float]:
-    got = threading.Event()
-    at = [0.0]
-    stop = False
-
-    def loop() -> None:
-        while not stop:
-            for note in listen.notifies(timeout=0.2):
-                if json.loads(note.payload).get("action") == "kill":
-                    at[0] = time.perf_counter()
-                    got.set()
-
-    listen.execute(f"listen {CHANNEL}")
-    th = threading.Thread(target=loop, daemon=True)
-    th.start()
     cur = conn.cursor()
     out = []
-    try:
+    with Listener(listen, CHANNEL, lambda payload: json.loads(payload).get("action") == "kill") as heard:
         for i in range(n + 20):
             if i % 50 == 0:
                 data.top_up()
             reset(conn, stage)
             time.sleep(0.003)  # the reset's own notification reaches the listener (and is ignored) first
-            got.clear()
+            heard.got.clear()
             t0 = time.perf_counter()
             cur.execute(KILL, prepare=True).fetchone()
-            if not got.wait(10):
+            if not heard.got.wait(10):
                 raise RuntimeError(f"no kill notification on {CHANNEL}")
             if i >= 20:
-                out.append((at[0] - t0) * 1000)
-    finally:
-        stop = True
-        th.join(timeout=5)
-        listen.execute(f"unlisten {CHANNEL}")
+                out.append((heard.at - t0) * 1000)
     return out
 
 
