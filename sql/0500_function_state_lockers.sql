@@ -1,4 +1,6 @@
--- Describes the backends that hold (or queue ahead of us for) the rollout state row or table.
+-- Describes the backends that hold, or queue ahead of us for, a lock a state call needs: the state row, or any
+-- table, partition or index of the project (DDL, maintenance). Names pid, role, application and lock; never the
+-- query text (pg_stat_activity hides another role's query from the operator, and so does this).
 create or replace function chat_v11.state_lockers()
 returns text
 language plpgsql
@@ -6,18 +8,36 @@ volatile
 as $$
 declare
     v_xmax xid;
+    v_stage_xmax xid[];
     v_lockers text;
 begin
-    -- the row's locker, if the table itself can be read (an ACCESS EXCLUSIVE holder forbids even that)
-    perform pg_catalog.set_config('lock_timeout', '50ms', true);
+    -- the row's locker, if the table itself can be read (an ACCESS EXCLUSIVE holder forbids even that), and the
+    -- lockers of the stage rows (a settings change holds one; a rollback or promotion needs it FOR KEY SHARE)
+    -- (NOWAIT: the call already spent its budget; a locked table is described from pg_locks below)
     begin
+        lock table chat_v11.rollout_state in access share mode nowait;
         select s.xmax into v_xmax from chat_v11.rollout_state as s;
     exception when lock_not_available then
         v_xmax := null;
     end;
+    begin
+        lock table chat_v11.stage in access share mode nowait;
+        select pg_catalog.array_agg(t.xmax) into v_stage_xmax
+          from chat_v11.stage as t
+         where t.xmax::text <> '0';
+    exception when lock_not_available then
+        v_stage_xmax := null;
+    end;
 
-    with lockers as (
-        select l.pid, l.granted, l.mode, l.locktype
+    with project as (
+        -- every relation of the project; the ones a state call writes conflict with more modes
+        select c.oid, 'chat_v11.' || c.relname as name,
+               c.oid in ('chat_v11.rollout_state'::regclass, 'chat_v11.rollout_history'::regclass) as written
+          from pg_catalog.pg_class as c
+         where c.relnamespace = 'chat_v11'::regnamespace
+    ),
+    lockers as (
+        select l.pid, l.granted, l.mode, 'the state row' as what, null::oid as relid
           from pg_catalog.pg_locks as l
          where l.locktype = 'transactionid'
            and l.mode = 'ExclusiveLock'
@@ -25,16 +45,32 @@ begin
            and l.transactionid in (select h.x from chat_v11.xmax_holders(v_xmax) as h (x))
            and l.pid <> pg_catalog.pg_backend_pid()
         union
-        select l.pid, l.granted, l.mode, l.locktype
+        select l.pid, l.granted, l.mode, 'a row of chat_v11.stage' as what, null::oid as relid
           from pg_catalog.pg_locks as l
-         where l.locktype = 'relation'
-           and l.relation = 'chat_v11.rollout_state'::regclass
-           and l.mode in ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+         where l.locktype = 'transactionid'
+           and l.mode = 'ExclusiveLock'
+           and l.granted
+           and l.transactionid in (select h.x from unnest(v_stage_xmax) as x (x)
+                                   cross join lateral chat_v11.xmax_holders(x.x) as h (x))
            and l.pid <> pg_catalog.pg_backend_pid()
+        union
+        select l.pid, l.granted, l.mode, p.name, l.relation
+          from pg_catalog.pg_locks as l
+          join project as p on p.oid = l.relation
+         where l.locktype = 'relation'
+           and l.database = (select d.oid from pg_catalog.pg_database as d where d.datname = current_database())
+           and l.pid <> pg_catalog.pg_backend_pid()
+           and (l.mode in ('ExclusiveLock', 'AccessExclusiveLock')
+                or (p.written and l.mode in ('ShareLock', 'ShareRowExclusiveLock')))
     ),
     queue as (
         -- what a queued locker waits behind (a long reader ahead of a DDL): the real cause
-        select b.pid, true as granted, 'ahead of pid ' || k.pid as mode, 'blocker' as locktype
+        select b.pid, true as granted,
+               coalesce((select pg_catalog.string_agg(distinct h.mode, '+')
+                           from pg_catalog.pg_locks as h
+                          where h.pid = b.pid and h.granted and h.locktype = 'relation'
+                            and h.relation = k.relid), 'a lock') as mode,
+               k.what || ' ahead of pid ' || k.pid as what, k.relid
           from lockers as k
          cross join lateral unnest(pg_catalog.pg_blocking_pids(k.pid)) as b (pid)
          where not k.granted and b.pid <> pg_catalog.pg_backend_pid()
@@ -46,22 +82,22 @@ begin
     )
     select pg_catalog.string_agg(
         format(
-            'pid %s (%s%s, user %s, application %s, %s since %s UTC, query: %s)',
+            'pid %s (%s %s, role %s, application %s%s)',
             k.pid,
-            case when k.locktype = 'blocker' then 'holds a lock ' when k.granted then 'holds ' else 'waits for ' end,
-            case
-                when k.locktype = 'transactionid' then 'the state row'
-                when k.locktype = 'blocker' then k.mode
-                else k.mode || ' on the state table'
-            end,
+            case when k.granted then 'holds' else 'waits for' end,
+            case when k.relid is null and k.mode = 'ExclusiveLock' then k.what else k.mode || ' on ' || k.what end,
             coalesce(a.usename::text, '?'),
             coalesce(nullif(a.application_name, ''), '?'),
-            coalesce(a.state, '?'),
-            coalesce(pg_catalog.to_char(coalesce(a.xact_start, a.state_change) at time zone 'UTC',
-                                        'YYYY-MM-DD HH24:MI:SS'), '?'),
-            coalesce(pg_catalog.left(pg_catalog.regexp_replace(a.query, '[[:space:]]+', ' ', 'g'), 120), '?')
+            -- its state only to a caller who may see it in pg_stat_activity (same role, pg_read_all_stats)
+            case when a.usesysid is not null
+                      and (pg_catalog.pg_has_role(session_user, a.usesysid, 'MEMBER')
+                           or pg_catalog.pg_has_role(session_user, 'pg_read_all_stats', 'MEMBER'))
+                 then format(', %s since %s UTC', coalesce(a.state, '?'),
+                             coalesce(pg_catalog.to_char(coalesce(a.xact_start, a.state_change) at time zone 'UTC',
+                                                         'YYYY-MM-DD HH24:MI:SS'), '?'))
+                 else '' end
         ),
-        '; ' order by k.pid
+        '; ' order by k.pid, k.what
     )
       into v_lockers
       from everyone as k
@@ -72,4 +108,5 @@ $$;
 
 revoke all on function chat_v11.state_lockers() from public;
 comment on function chat_v11.state_lockers() is
-'Human-readable list of the backends holding or queuing for the rollout state lock (pid, user, query).';
+'The backends holding or queuing for a lock a state call needs (the state row, any project table, partition or '
+'index): pid, role, application and lock, never the query text.';

@@ -120,7 +120,7 @@ def test_kill_behind_a_long_reader_and_a_queued_ddl(conn, db_url, operator):
             assert outcome in ("ok", "RO010"), err
             if err is not None:
                 detail = err.diag.message_detail
-                assert f"pid {ddl_pid} (waits for AccessExclusiveLock on the state table" in detail, detail
+                assert f"pid {ddl_pid} (waits for AccessExclusiveLock on chat_v11.rollout_state" in detail, detail
                 named.add("queued DDL")
                 if f"pid {reader.info.backend_pid} " in detail:
                     named.add("reader")

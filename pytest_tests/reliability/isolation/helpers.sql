@@ -25,11 +25,14 @@ language sql as $$
                                      null, null, 'test');
 $$;
 
--- setup hygiene between permutations: incidents of an earlier permutation would change auto_kill's path
+-- setup hygiene between permutations: incidents of an earlier permutation would change auto_kill's path (one
+-- incident at a time: a resolved one is reopened, so they are closed here, with a stand-in postmortem)
 create function public.iso_resolve_incidents() returns void
 language sql as $$
-    update chat_v11.incident set status = 'resolved', resolved_at = clock_timestamp()
-     where status in ('open', 'mitigated');
+    update chat_v11.incident
+       set status = 'closed', resolved_at = coalesce(resolved_at, clock_timestamp()), closed_at = clock_timestamp(),
+           postmortem = coalesce(postmortem, '{"isolation": "setup hygiene"}'::jsonb)
+     where status <> 'closed';
 $$;
 
 -- 40 minutes of healthy 10-second buckets for every metric and both cohorts, ending at the current bucket
