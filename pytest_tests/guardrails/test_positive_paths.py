@@ -43,12 +43,13 @@ def test_resume_after_a_clean_p0_exit_window(conn):
     s = state(conn)
     assert s["kill_switch"] is True
     assert history(conn, 1)[0]["action"] == "auto_kill"
-    new = set_state(conn, "off", False, "resume controlled")
-    assert (new["kill_switch"], new["promotion_frozen"]) == (False, True)
-    assert history(conn, 1)[0]["action"] == "resume"
     incident = conn.execute("select incident_id, severity from chat_get_v11_incidents()").fetchone()
     assert incident[1] == "P0"  # the automatic kill declared it
+    # the incident commander confirms the exit criteria first (SPEC 4.6: no resume under an unresolved P0)
     conn.execute("select chat_set_v11_incident_status(%s, 'resolved', 'exit criteria hold')", (incident[0],))
+    new = set_state(conn, "off", False, "resume controlled")
+    assert (new["kill_switch"], new["promotion_frozen"], new["action"]) == (False, True, "resume")
+    assert history(conn, 1)[0]["action"] == "resume"
     lifted = conn.execute(
         "select promotion_frozen from chat_lift_v11_freeze('gates green after the resume')"
     ).fetchone()

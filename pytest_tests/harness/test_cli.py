@@ -25,7 +25,7 @@ from chat_rollout.demo import run_demo
 from chat_rollout.migrate import alembic_config
 from chat_rollout.server import ServerUnavailable
 from pytest_tests.conftest import drop_database
-from pytest_tests.helpers import history, set_state, state
+from pytest_tests.helpers import arrange_state, history, set_state, state
 
 runner = CliRunner()
 
@@ -102,8 +102,8 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
         assert (severity, status, has_postmortem) == ("P0", "closed", True)
         assert roles == "IC=alice, backend=carol, scribe=bob"
         assert resolved_at < closed_at
+        # the resume (version 6) comes after the IC resolved the incident: no incident is open then
         assert [(r["version"], r["incident_id"]) for r in rows if r["incident_id"] is not None] == [
-            (6, incident_id),
             (5, incident_id),
             (4, incident_id),
         ]
@@ -181,7 +181,7 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
     for section in ("§3", "§4.1", "§4.2", "§4.4", "§5", "§5.6", "§8", "§9", "§10", "§11"):
         assert section in out
     assert "NOT AS EXPECTED" not in out
-    assert "All 23 steps behaved as the playbook expects" in out
+    assert "All 24 steps behaved as the playbook expects" in out
 
 
 def test_run_demo_reports_a_deviation(db_url):
@@ -219,9 +219,24 @@ def test_status_shows_state_verdict_blockers_checks_and_history(db_url):
     for metric in ("ack_without_receipt_10s_rate", "pending_forever_count", "recovery_p95_ms"):
         assert metric in checks_block
     assert "inconclusive" in checks_block and "not_applicable" in checks_block
-    history_lines = [line for line in out[out.index("History") :].splitlines() if "postgres" in line]
+    history_lines = [
+        line for line in out[out.index("History") : out.index("Playbook section 8")].splitlines() if "postgres" in line
+    ]
     assert [line.split("│")[4].strip() for line in history_lines] == ["kill", "hold", "init"]
     assert "incident P0" in history_lines[0] and "hold for review" in history_lines[1]
+    # what the section 8 calls would do now: with the kill switch on, the hold shape is a resume, refused now
+    calls_block = " ".join(out[out.index("Playbook section 8") :].split())
+    assert "RESUME, not hold" in calls_block and "refused now (RO007)" in calls_block
+    assert "To hold, do nothing" in calls_block
+
+
+def test_status_tells_what_the_hold_call_does_at_each_state(db_url):
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        arrange_state(conn, "promote", "canary_5", False, False)
+    out = " ".join(invoke(["status"], db_url).output.split())
+    calls = out[out.index("Playbook section 8") :]
+    assert "HOLD: promotion frozen" in calls and "ROLLBACK: traffic drops" in calls
+    assert "refused (RO005/RO006)" in calls
 
 
 def test_status_on_an_unmigrated_database_prints_the_error_without_a_traceback(empty_db):
@@ -351,7 +366,7 @@ def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_s
             result = invoke(["demo"], pg_server.url)
             assert result.exit_code == 0, result.output
             assert f"recreating database {name}" in result.output
-            assert "All 23 steps behaved as the playbook expects" in result.output
+            assert "All 24 steps behaved as the playbook expects" in result.output
             assert f"psql '{pg_server.url_for(name)}'" in result.output
         with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
             assert [r["action"] for r in history(conn)] == [

@@ -84,18 +84,21 @@ def test_the_p0_runbook_end_to_end(conn):
     err = refused(conn, "select * from chat_set_v11_rollout_state('canary_1', false, 'resume controlled')")
     assert err.diag.sqlstate == "RO007"
 
-    # the clean window arrives (the exporter catches up): exit criteria met, controlled resume
+    # the clean window arrives (the exporter catches up): exit criteria met; the resume still waits for the IC
     put(conn, healthy_p0(timedelta(minutes=-31, seconds=-50), timedelta(0), anchor))
     assert checklist(conn, incident_id)[7] == "done"
-    resumed = set_state(conn, "canary_1", False, "resume controlled")
-    assert (resumed["kill_switch"], resumed["promotion_frozen"]) == (False, True)
-    assert checklist(conn, incident_id)[8] == "done"
     gates = conn.execute("select open_incident_id, blockers from chat_get_v11_release_gates()").fetchone()
     assert gates[0] == incident_id
     assert any(f"incident {incident_id} (P0, open" in b for b in gates[1])
+    err = refused(conn, "select * from chat_set_v11_rollout_state('canary_1', false, 'resume controlled')")
+    assert err.diag.sqlstate == "RO018"
 
+    # the IC confirms the exit criteria by resolving, then the controlled resume goes through
     conn.execute("select chat_set_v11_incident_status(%s, 'resolved', 'exit criteria held')", (incident_id,))
     assert conn.execute("select open_incident_id from chat_get_v11_release_gates()").fetchone()[0] is None
+    resumed = set_state(conn, "canary_1", False, "resume controlled")
+    assert (resumed["kill_switch"], resumed["promotion_frozen"], resumed["action"]) == (False, True, "resume")
+    assert checklist(conn, incident_id)[8] == "done"
 
     # closing needs the postmortem, complete
     err = refused(conn, "select * from chat_close_v11_incident(%s, 'done')", (incident_id,))

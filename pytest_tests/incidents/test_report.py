@@ -3,7 +3,7 @@
 The walked incident is the P0 runbook of test_p0_runbook.py: healthy data, a spike of
 ack_without_receipt_10s_rate 35 minutes back that kills the rollout in the ingestion transaction and opens a P0
 incident, the first five minutes (roles, snapshot, decision), fallback and root cause, the clean exit window,
-the controlled resume, resolve, postmortem and close. P1 samples ride along so the chart has both panels.
+resolve, the controlled resume, postmortem and close. P1 samples ride along so the chart has both panels.
 """
 
 from __future__ import annotations
@@ -86,8 +86,8 @@ def walk_incident(conn: psycopg.Connection) -> int:
         (incident_id,),
     )
     put(conn, window(-timedelta(minutes=31, seconds=50), timedelta(0), anchor))  # the clean exit window
-    set_state(conn, "canary_1", False, "resume controlled")
     conn.execute("select chat_set_v11_incident_status(%s, 'resolved', 'exit criteria held')", (incident_id,))
+    set_state(conn, "canary_1", False, "resume controlled")
     conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(POSTMORTEM)))
     conn.execute("select chat_close_v11_incident(%s, 'postmortem reviewed')", (incident_id,))
     return incident_id

@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from . import __version__, scenarios, server
+from . import __version__, scenarios, section8, server
 from . import migrate as migrations
 from . import report as incident_report
 from .demo import CHANNEL, DEMO_DATABASE, prepare_database, print_pg_error, run_demo
@@ -273,6 +273,10 @@ def status(database: DatabaseOption = None) -> None:
             gates = cur.execute("select * from public.chat_get_v11_release_gates()").fetchone()
             checks = cur.execute("select * from public.chat_get_v11_gate_checks()").fetchall()
             history = cur.execute("select * from public.chat_get_v11_rollout_history(10)").fetchall()
+            open_p0 = cur.execute(
+                "select incident_id, status from public.chat_get_v11_incidents() "
+                "where severity = 'P0' and status in ('open', 'mitigated') order by incident_id limit 1"
+            ).fetchone()
     finally:
         srv.release()
 
@@ -343,6 +347,13 @@ def status(database: DatabaseOption = None) -> None:
             row["reason"] or "",
         )
     out.print(history_table)
+
+    calls = Table(title="Playbook section 8 calls: what each does now", box=box.ROUNDED, title_justify="left")
+    calls.add_column("chat_set_v11_rollout_state", no_wrap=True)
+    calls.add_column("does now", overflow="fold")
+    for call, effect in section8.calls_now(state, gates, open_p0):
+        calls.add_row(call, effect)
+    out.print(calls)
 
 
 # --- watch ------------------------------------------------------------------------------------------

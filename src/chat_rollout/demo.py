@@ -676,30 +676,29 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
     )
     walk.say(
         f"The spike ({_utc(spike_at)}) is 35 minutes old: outside the 30-minute exit window (policy "
-        "p0_exit_window), and the samples cover that window — so the playbook's resume goes through."
+        "p0_exit_window), and the samples cover that window. The playbook's resume still waits for the incident "
+        "commander: the P0 incident is open (SPEC 4.6, no surprise)."
     )
-    resume = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');")
-    moments["resume"] = resume.row.get("changed_at")
-    walk.accepted(resume, "the controlled resume is accepted")
-    walk.check(
-        _state_of(resume) == ("canary_1", False, True, 6),
-        "kill switch off at canary_1, promotion stays frozen, version 6",
+    early_resume = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');")
+    walk.refused(
+        early_resume, "RO018",
+        "the resume is refused with RO018 while P0 incident is open; its HINT says promotion is already frozen",
     )
 
-    walk.step("Playbook §11.7–§11.8 — the rollout is back, the incident is not over: closing it now is refused (RO032)")
+    walk.step("Playbook §11.7 — the exit criteria hold, the incident is not over: closing it now is refused (RO032)")
     items = ops.run(
         f"select item, title, status, evidence from public.chat_get_v11_incident_checklist({incident_id})\n"
         " where item in (7, 8);"
     )
     walk.check(
-        _checklist(items) == {7: "done", 8: "done"},
-        "7 exit criteria met, 8 the resume went through the P0 exit criteria",
+        _checklist(items) == {7: "done", 8: "not done"},
+        "7 exit criteria met; 8 the resume has not happened yet",
     )
-    early_close = ops.run(f"select * from public.chat_close_v11_incident({incident_id}, 'rollout resumed');")
+    early_close = ops.run(f"select * from public.chat_close_v11_incident({incident_id}, 'exit criteria hold');")
     walk.refused(early_close, "RO032", "an open incident cannot be closed: refused with RO032, resolve it first")
 
     walk.step("Playbook §5.6 / §11.7 — the exit criteria hold: the IC resolves the P0 incident; closing needs §10")
-    walk.say("While the incident is open, promotion stays refused; resolving it is checked against the exit criteria.")
+    walk.say("Resolving is checked against the exit criteria; the close checks them again.")
     resolved = ops.run(
         f"select * from public.chat_set_v11_incident_status({incident_id}, 'resolved', 'P0 exit criteria hold');"
     )
@@ -711,6 +710,19 @@ def _walk(walk: Walk, ops: Session, exporter: Session, app_server: Session) -> N
     )
     no_postmortem = ops.run(f"select * from public.chat_close_v11_incident({incident_id}, 'resolved');")
     walk.refused(no_postmortem, "RO034", "resolved, but no postmortem yet: closing is refused with RO034")
+
+    walk.step("Playbook §8 — the controlled resume, through the P0 exit criteria and the resolved incident")
+    resume = ops.run("select * from public.chat_set_v11_rollout_state('canary_1', false, 'resume controlled');")
+    moments["resume"] = resume.row.get("changed_at")
+    walk.accepted(resume, "the controlled resume is accepted; a NOTICE says the kill switch is off")
+    walk.check(
+        _state_of(resume) == ("canary_1", False, True, 6) and resume.row.get("action") == "resume",
+        "action resume: kill switch off at canary_1, promotion stays frozen, version 6",
+    )
+    item8 = ops.run(
+        f"select item, status from public.chat_get_v11_incident_checklist({incident_id}) where item = 8;"
+    )
+    walk.check(_checklist(item8) == {8: "done"}, "8 the resume went through the P0 exit criteria")
 
     walk.step("Playbook §11.8 — 'rollout resume only through the gate': lift the freeze")
     lift = ops.run("select * from public.chat_lift_v11_freeze('gates green after the controlled resume');")
