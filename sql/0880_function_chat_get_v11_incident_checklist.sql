@@ -99,11 +99,19 @@ begin
     item := 7; title := 'Exit criteria met';
     if v_i.severity = 'P2' then
         status := 'n/a'; evidence := 'P2: no exit criteria from the gates';
-    elsif v_i.status in ('resolved', 'closed') then
-        select e.* into v_entry from chat_v11.incident_entry as e
-         where e.incident_id = p_incident_id and e.kind = 'exit_criteria' order by e.entry_id desc limit 1;
+    elsif v_i.status = 'closed' then
         status := 'done';
-        evidence := format('held when resolved at %s UTC', to_char(v_i.resolved_at at time zone 'UTC', 'HH24:MI:SS'));
+        evidence := format('held when resolved at %s UTC; closed at %s UTC',
+                           to_char(v_i.resolved_at at time zone 'UTC', 'HH24:MI:SS'),
+                           to_char(v_i.closed_at at time zone 'UTC', 'HH24:MI:SS'));
+    elsif v_i.status = 'resolved' then
+        -- checked again now, as the close does (a relapse after resolved blocks the close, RO037)
+        v_failures := chat_v11.incident_exit_failures(v_i.severity, pg_catalog.now());
+        status := case when cardinality(v_failures) = 0 then 'done' else 'not done' end;
+        evidence := format('held when resolved at %s UTC; ',
+                           to_char(v_i.resolved_at at time zone 'UTC', 'HH24:MI:SS'))
+            || case when cardinality(v_failures) = 0 then 'they hold now'
+                    else 'fail now (relapse, the close is refused): ' || array_to_string(v_failures, '; ') end;
     else
         v_failures := chat_v11.incident_exit_failures(v_i.severity, pg_catalog.now());
         status := case when cardinality(v_failures) = 0 then 'done' else 'not done' end;
