@@ -58,4 +58,5 @@ $$;
 revoke all on function chat_v11.ensure_sample_partitions(date, date) from public;
 comment on function chat_v11.ensure_sample_partitions(date, date) is
 'Creates the missing daily partitions of chat_v11.metric_sample for the UTC days p_from .. p_to, moving samples of '
-'those days out of the default partition. Returns the number created. Run by the guardrails and the migration.';
+'those days out of the default partition. Returns the number created. Run by public.chat_run_v11_maintenance() '
+'and the migration.';

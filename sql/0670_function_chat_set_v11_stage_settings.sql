@@ -1,8 +1,6 @@
--- Changes a stage's traffic percent and minimum observation window (null keeps the current value).
--- The state row carries the current stage's percent (trigger chat_v11.follow_stage_traffic_percent): a change
--- of the current stage's percent takes the state row first, bounded like a state call (chat_v11.lock_state,
--- RO010), then the stage row -- the lock order of the state calls, so the two never deadlock. Any other change
--- takes no state lock. A kill waits behind it at most state_lock_timeout, as behind any state call.
+-- Changes a stage's traffic percent (0-100, along the stage order) and minimum observation window (0 to 7 days);
+-- null keeps a value. The traffic of the current stage never changes in place (RO019): the state row is taken
+-- first (chat_v11.lock_state, RO010 when busy), then the stage row, so a racing promotion cannot slip between.
 create or replace function public.chat_set_v11_stage_settings(
     p_stage text,
     p_traffic_percent numeric default null,
@@ -26,15 +24,35 @@ declare
     v_new chat_v11.stage;
     v_lower numeric;
     v_upper numeric;
+    v_state_stage text;
 begin
     perform chat_v11.begin_write('chat_set_v11_stage_settings');
+    -- values first, before any lock: a refusal names the value and the allowed range
+    if p_traffic_percent = 'NaN'::numeric or p_traffic_percent not between 0 and 100 then
+        raise exception using
+            errcode = 'RO015',
+            message = format('traffic percent %s is not valid for stage %s', p_traffic_percent,
+                             chat_v11.shown(p_stage)),
+            detail = format('Got %s; a traffic percent is between 0 and 100.', p_traffic_percent),
+            hint = 'Traffic grows along the stage order; change the neighbouring stages first.';
+    end if;
+    if p_min_observation not between interval '0' and interval '7 days' then
+        raise exception using
+            errcode = 'RO015',
+            message = format('minimum observation %s is not valid for stage %s', p_min_observation,
+                             chat_v11.shown(p_stage)),
+            detail = format('Got %s; the observation window is between 0 and 7 days.', p_min_observation),
+            hint = 'Pass an interval such as ''30 minutes'' (or ''0'' for no waiting); nothing was changed.';
+    end if;
+    -- a percent change of the stage the rollout is at (as far as a read can tell) takes the state row first, in
+    -- the state calls' lock order and bounded like them; the locked row then answers for certain
     if p_traffic_percent is not null and exists (
         select
           from chat_v11.peek_state() as p
           join chat_v11.stage as t on t.stage = p.stage
          where p.stage = p_stage and t.traffic_percent is distinct from p_traffic_percent
     ) then
-        perform chat_v11.lock_state();
+        v_state_stage := (chat_v11.lock_state()).stage;
     end if;
     perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
     select s.* into v_old from chat_v11.stage as s where s.stage = p_stage for update;
@@ -45,13 +63,6 @@ begin
             detail = format('Known stages, in order: %s.',
                             (select string_agg(s.stage, ', ' order by s.ordinal) from chat_v11.stage as s)),
             hint = 'Name one of the known stages.';
-    end if;
-    if p_traffic_percent = 'NaN'::numeric or p_traffic_percent not between 0 and 100 then
-        raise exception using
-            errcode = 'RO015',
-            message = format('traffic percent %s is not valid for stage %s', p_traffic_percent, p_stage),
-            detail = 'A traffic percent is between 0 and 100.',
-            hint = 'Traffic grows along the stage order; change the neighbouring stages first.';
     end if;
     v_new := v_old;
     v_new.traffic_percent := coalesce(p_traffic_percent, v_old.traffic_percent);
@@ -73,12 +84,28 @@ begin
                             p_stage, coalesce(v_lower, 0), coalesce(v_upper, 100)),
             hint = 'Traffic grows along the stage order; change the neighbouring stages first.';
     end if;
-    if v_new.min_observation < interval '0' then
-        raise exception using
-            errcode = 'RO015',
-            message = format('minimum observation %s is not valid for stage %s', v_new.min_observation, p_stage),
-            detail = 'The observation window is a duration of zero or more.',
-            hint = 'Pass an interval such as ''30 minutes'' (or ''0'' for no waiting).';
+    if p_traffic_percent is not null and p_traffic_percent is distinct from v_old.traffic_percent then
+        -- without the state row: a promotion into this stage that committed before the stage row was ours is seen
+        -- now (it held the stage row FOR KEY SHARE until its commit); a later one waits for this change and copies
+        -- the new percent (chat_v11.copy_stage_traffic_percent), which is a change before promoting into it
+        if v_state_stage is null then
+            select p.stage into v_state_stage from chat_v11.peek_state() as p;
+            perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
+        end if;
+        if v_state_stage = p_stage then
+            raise exception using
+                errcode = 'RO019',
+                message = 'traffic of the current stage cannot change in place',
+                detail = format('The rollout is at stage %s with %s %% of the traffic; %s %% was asked. A change in '
+                                'place would move traffic without a history row, a new version or a notification.',
+                                p_stage, v_old.traffic_percent, p_traffic_percent),
+                hint = format('Roll back to a lower stage first (chat_set_v11_rollout_state(''%s'', false, '
+                              'reason)), change %s, then promote again; or change a stage before promoting into it. '
+                              'Nothing was changed.',
+                              coalesce((select s.stage from chat_v11.stage as s where s.ordinal < v_old.ordinal
+                                         order by s.ordinal desc limit 1), 'off'),
+                              p_stage);
+        end if;
     end if;
 
     update chat_v11.stage as s
@@ -99,4 +126,5 @@ revoke all on function public.chat_set_v11_stage_settings(text, numeric, interva
 grant execute on function public.chat_set_v11_stage_settings(text, numeric, interval) to chat_rollout_admin;
 comment on function public.chat_set_v11_stage_settings(text, numeric, interval) is
 'Admin: set a stage''s traffic percent (0-100, growing along the stage order, off = 0) and minimum '
-'observation window (>= 0); null keeps the current value. Every change is audited in chat_v11.config_change.';
+'observation window (0 to 7 days); null keeps the current value. The percent of the stage the rollout is at '
+'cannot change in place (RO019). Every change is audited in chat_v11.config_change.';

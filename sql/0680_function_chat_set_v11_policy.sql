@@ -1,4 +1,5 @@
--- Changes a rollout policy (auto_kill, p0_exit_window, state_lock_timeout, retention), validated per key.
+-- Changes a rollout policy, validated per key: auto_kill (boolean), p0_exit_window (30-60 minutes),
+-- state_lock_timeout (100 ms - 60 s), retention (1-400 days). A refusal (RO014) names the value and the range.
 create or replace function public.chat_set_v11_policy(p_key text, p_value jsonb)
 returns table (
     key text,
@@ -41,13 +42,18 @@ begin
             v_problem := format('%s is not an interval', chat_v11.shown(p_value #>> '{}'));
         end;
         if v_problem is null then
+            -- every interval policy feeds a computation (now() - window, a lock timeout, a partition cutoff): an
+            -- unbounded value overflows a timestamp (22008) or disables the guard it sizes
             v_problem := case
                 when p_key = 'p0_exit_window' and v_interval not between interval '30 minutes' and interval '60 minutes'
-                    then 'p0_exit_window must be between 30 and 60 minutes (playbook section 5)'
-                when p_key = 'state_lock_timeout' and v_interval not between interval '1 millisecond' and interval '1 minute'
-                    then 'state_lock_timeout must be between 1 millisecond and 1 minute'
-                when p_key = 'retention' and v_interval < interval '1 day'
-                    then 'retention must be at least 1 day'
+                    then format('p0_exit_window must be between 30 and 60 minutes (playbook section 5); got %s',
+                                v_interval)
+                when p_key = 'state_lock_timeout'
+                     and v_interval not between interval '100 milliseconds' and interval '60 seconds'
+                    then format('state_lock_timeout must be between 100 milliseconds and 60 seconds; got %s',
+                                v_interval)
+                when p_key = 'retention' and v_interval not between interval '1 day' and interval '400 days'
+                    then format('retention must be between 1 day and 400 days; got %s', v_interval)
             end;
         end if;
     end if;
@@ -56,7 +62,7 @@ begin
             errcode = 'RO014',
             message = format('invalid value %s for policy %s', chat_v11.shown(p_value::text), p_key),
             detail = v_problem || '.',
-            hint = format('Current value: %s.', v_old.value);
+            hint = format('Current value: %s; nothing was changed.', v_old.value);
     end if;
 
     update chat_v11.policy as p
@@ -73,4 +79,5 @@ revoke all on function public.chat_set_v11_policy(text, jsonb) from public;
 grant execute on function public.chat_set_v11_policy(text, jsonb) to chat_rollout_admin;
 comment on function public.chat_set_v11_policy(text, jsonb) is
 'Admin: set a rollout policy. auto_kill (boolean, default true), p0_exit_window (30-60 minutes, default '
-'"30 minutes"), state_lock_timeout (default "2 seconds"), retention (default "30 days"). Audited.';
+'"30 minutes"), state_lock_timeout (100 ms - 60 s, default "2 seconds"), retention (1-400 days, default '
+'"30 days"). Out-of-range values are refused (RO014). Audited.';

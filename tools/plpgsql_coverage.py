@@ -188,6 +188,7 @@ def run_workload(conn: psycopg.Connection, url: str) -> Workload:
            "select public.chat_put_v11_metric_samples(array['a']::text[], array[]::text[], array[]::timestamptz[], "
            "array[]::bigint[], array[]::bigint[], array[]::double precision[])", expect="RO020")  # fmt: skip
     w.call("guardrails", "select * from public.chat_run_v11_guardrails()")
+    w.call("maintenance", "select * from public.chat_run_v11_maintenance()")
     w.call("gates green?", "select * from public.chat_get_v11_release_gates()")
     w.call("checks", "select * from public.chat_get_v11_gate_checks()")
     w.call("gates in the past", "select * from public.chat_get_v11_release_gates(now() - interval '40 minutes')")

@@ -76,6 +76,8 @@ CASES = [
      OK),
     ("guardrails-actor-injection", "chat_run_v11_guardrails", "select * from public.chat_run_v11_guardrails()",
      None, OK),
+    ("maintenance-actor-injection", "chat_run_v11_maintenance", "select * from public.chat_run_v11_maintenance()",
+     None, OK),
     # --- chat_get_v11_rollout_history(p_limit)
     ("history-null", "chat_get_v11_rollout_history", "select * from public.chat_get_v11_rollout_history(%s)",
      (None,), "RO011"),

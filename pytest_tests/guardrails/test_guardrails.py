@@ -1,4 +1,5 @@
-"""SPEC 4.7: chat_run_v11_guardrails(): idempotent, stale P0 data freezes, a failing P0 check kills, retention."""
+"""SPEC 4.7: chat_run_v11_guardrails(): idempotent, stale P0 data freezes, a failing P0 check kills; retention is
+chat_run_v11_maintenance()'s work (issue 12), the guardrails leave the samples alone."""
 
 from __future__ import annotations
 
@@ -63,7 +64,9 @@ def test_retention_removes_samples_older_than_the_policy(conn):
             sample("full_state_rate", "control", old + timedelta(days=1, hours=1)),
         ],
     )
-    actions = run(conn)
+    assert run(conn) == []
+    assert conn.execute("select count(*) from chat_v11.metric_sample").fetchone()[0] == 2
+    actions = conn.execute("select action from chat_run_v11_maintenance()").fetchall()
     assert [a[0] for a in actions] == ["prune"]
     assert conn.execute("select count(*) from chat_v11.metric_sample").fetchone()[0] == 1
 

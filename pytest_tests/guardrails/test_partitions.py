@@ -1,6 +1,8 @@
-"""SPEC 4.4 and issue 6: the metric store is partitioned by UTC day. Partitions are created ahead, a default
+"""SPEC 4.4 and issues 6, 12: the metric store is partitioned by UTC day. Partitions are created ahead, a default
 partition takes any valid sample whose day has none, retention drops whole days (no bulk DELETE), maintenance never
-queues behind a busy lock, and a gate window reads only the partitions of its window."""
+queues behind a busy lock, and a gate window reads only the partitions of its window. Since issue 12 the partition
+work is chat_run_v11_maintenance()'s; the guardrails only report it overdue (pytest_tests/guardrails/test_maintenance.py
+for the lock and the transaction it runs in)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,10 @@ from pytest_tests.guardrails.helpers import put, sample
 
 def run(conn) -> list[tuple]:
     return conn.execute("select action, version, detail from chat_run_v11_guardrails()").fetchall()
+
+
+def maintain(conn) -> list[tuple]:
+    return conn.execute("select action, detail from chat_run_v11_maintenance()").fetchall()
 
 
 def partitions(conn) -> dict[str, str]:
@@ -93,21 +99,27 @@ def test_ensure_refuses_a_bad_range_with_ro011_and_creates_nothing(conn, first, 
     assert partitions(conn) == before
 
 
-def test_the_guardrails_create_missing_partitions_ahead(conn):
+def test_maintenance_creates_missing_partitions_ahead_and_the_guardrails_only_report_them(conn):
     ahead = utc_today() + timedelta(days=2)
     name = f"metric_sample_p{ahead:%Y%m%d}"
     conn.execute(f"drop table chat_v11.{name}")
     actions = run(conn)
+    assert [a[0] for a in actions] == ["maintenance"]
+    assert f"{ahead:%Y-%m-%d}" in actions[0][2] and "chat_run_v11_maintenance()" in actions[0][2]
+    assert name not in partitions(conn)  # the guardrails run no DDL
+    actions = maintain(conn)
     assert [a[0] for a in actions] == ["partition"]
-    assert "1 daily partitions" in actions[0][2]
+    assert "1 daily partitions" in actions[0][1]
     assert name in partitions(conn)
-    assert run(conn) == []  # idempotent
+    assert maintain(conn) == []  # idempotent
+    assert run(conn) == []  # no longer overdue
 
 
-def test_the_guardrails_leave_partitions_alone_while_3_days_ahead_exist(conn):
+def test_maintenance_leaves_partitions_alone_while_3_days_ahead_exist(conn):
     """DDL every few days, not at every midnight: days 4 to 7 ahead are only created once day 3 is missing."""
     far = utc_today() + timedelta(days=6)
     conn.execute(f"drop table chat_v11.metric_sample_p{far:%Y%m%d}")
+    assert maintain(conn) == []
     assert run(conn) == []
     assert f"metric_sample_p{far:%Y%m%d}" not in partitions(conn)
 
@@ -122,7 +134,8 @@ def test_retention_drops_whole_days_and_trims_only_the_straddling_day(conn):
     stamps.append(now - timedelta(days=40))  # in the default partition
     put(conn, [sample("full_state_rate", "control", t, 1, 10) for t in stamps])
     conn.execute("select chat_set_v11_policy('retention', '\"3 days\"')")
-    actions = run(conn)
+    assert run(conn) == []  # the guardrails prune nothing
+    actions = maintain(conn)
     assert [a[0] for a in actions] == ["prune"]
     kept = [r[0] for r in conn.execute("select bucket_start from chat_v11.metric_sample order by 1").fetchall()]
     cutoff = now - timedelta(days=3)
@@ -132,8 +145,8 @@ def test_retention_drops_whole_days_and_trims_only_the_straddling_day(conn):
     for d in range(0, 7):
         day = today - timedelta(days=d)
         assert (f"metric_sample_p{day:%Y%m%d}" in parts) == (day >= cutoff_day)
-    assert "daily partitions dropped whole" in actions[0][2]
-    assert run(conn) == []  # idempotent
+    assert "daily partitions dropped whole" in actions[0][1]
+    assert maintain(conn) == []  # idempotent
 
 
 def test_maintenance_skips_and_never_queues_behind_a_busy_lock(conn, db_url):
@@ -143,28 +156,29 @@ def test_maintenance_skips_and_never_queues_behind_a_busy_lock(conn, db_url):
     holder = psycopg.connect(db_url)
     try:
         holder.execute("select count(*) from chat_v11.metric_sample")  # a long reader: AccessShare until it ends
-        actions = run(conn)
-        assert [a[0] for a in actions] == ["partition"]
-        assert "skipped" in actions[0][2]
+        actions = maintain(conn)
+        assert [a[0] for a in actions] == ["skipped"]
+        assert "busy for 50 ms" in actions[0][1] and "older than 5 days" in actions[0][1]
         assert f"metric_sample_p{old:%Y%m%d}" in partitions(conn)  # nothing half-done
     finally:
         holder.close()
-    actions = run(conn)
+    actions = maintain(conn)
     assert [a[0] for a in actions] == ["prune"]
     assert f"metric_sample_p{old:%Y%m%d}" not in partitions(conn)
 
 
-def test_maintenance_waits_for_a_run_that_changed_the_state(conn):
-    """A run that killed or froze the rollout holds the state row: it leaves partitions for the next run."""
+def test_a_guardrails_run_that_changed_the_state_reports_maintenance_too_and_creates_nothing(conn):
+    """A run that froze the rollout still says that maintenance is overdue; the partitions come from maintenance."""
     from pytest_tests.helpers import arrange_state
 
     arrange_state(conn, "promote", "canary_1", False, False)
     ahead = utc_today() + timedelta(days=1)
     conn.execute(f"drop table chat_v11.metric_sample_p{ahead:%Y%m%d}")
     actions = run(conn)  # no P0 data at all: stale, so the run freezes promotion
-    assert [a[0] for a in actions] == ["hold"]
+    assert [a[0] for a in actions] == ["hold", "maintenance"]
     assert f"metric_sample_p{ahead:%Y%m%d}" not in partitions(conn)
-    assert [a[0] for a in run(conn)] == ["partition"]
+    assert [a[0] for a in maintain(conn)] == ["partition"]
+    assert f"metric_sample_p{ahead:%Y%m%d}" in partitions(conn)
 
 
 def test_a_gate_window_reads_only_the_partitions_of_its_window(conn):

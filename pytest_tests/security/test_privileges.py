@@ -28,6 +28,7 @@ API = [
     ("select chat_put_v11_metric_samples('[]')", {INGEST}),
     ("select chat_put_v11_metric_samples('{}'::text[], '{}', '{}', null, null, null)", {INGEST}),
     ("select * from chat_run_v11_guardrails()", {INGEST}),
+    ("select * from chat_run_v11_maintenance()", {INGEST}),
     ("select * from chat_open_v11_incident('P2', 'schema mismatch on one client')", {OPERATOR}),
     ("select * from chat_get_v11_incidents()", {READER, OPERATOR, ADMIN}),
     ("select * from chat_log_v11_incident(1, 'fact', 'receipts delayed')", {OPERATOR}),

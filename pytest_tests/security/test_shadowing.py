@@ -71,6 +71,7 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
          (["full_state_rate", "send_stall_rate"], ["control", "canary"], [later, later], [0, 0], [1000, 50],
           [None, None])),
         (INGEST, "select * from public.chat_run_v11_guardrails()", None),
+        (INGEST, "select * from public.chat_run_v11_maintenance()", None),
         (OPERATOR, "select * from public.chat_get_v11_release_gates(%s)", (at,)),
         (OPERATOR, "select * from public.chat_get_v11_gate_checks(%s)", (at,)),
         (OPERATOR, "select * from public.chat_get_v11_release_gates()", None),
