@@ -20,7 +20,7 @@ from pytest_tests.migrations.catalog import assert_same_catalog, catalog_diff, c
 
 SQL_DIR = PROJECT_ROOT / "sql"
 FROZEN_DIR = PROJECT_ROOT / "migrations" / "frozen"
-HEAD = "0005"
+HEAD = "0006"
 _names = itertools.count(1)
 
 
