@@ -4,5 +4,15 @@ from pathlib import Path
 
 __version__ = "0.1.0"
 
-#: The project root (the repository): where alembic.ini, migrations/ and sql/ live.
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+def _project_root() -> Path:
+    """Where alembic.ini, migrations/, sql/ and scenarios/ live: the repository around an editable install or a
+    checkout, else the copy an installed wheel carries (chat_rollout/_project, see setup.py)."""
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "migrations" / "env.py").is_file() and (checkout / "alembic.ini").is_file():
+        return checkout
+    return Path(__file__).resolve().parent / "_project"
+
+
+#: The project root: where alembic.ini, migrations/, sql/ and scenarios/ live.
+PROJECT_ROOT = _project_root()
