@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg.conninfo import make_conninfo
+
+
+def login(db_url: str, user: str, **kwargs) -> psycopg.Connection:
+    """An autocommit connection to the test database as another login (the template grants the chat_test_* roles)."""
+    return psycopg.connect(make_conninfo(db_url, user=user), autocommit=True, **kwargs)
 
 
 def state(conn: psycopg.Connection) -> dict:

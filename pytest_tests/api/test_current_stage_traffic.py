@@ -9,15 +9,11 @@ import threading
 import time
 
 import psycopg
-from psycopg.conninfo import make_conninfo
 
-from pytest_tests.helpers import arrange_state, refused, snapshot, state
+from pytest_tests.helpers import arrange_state, login, refused, snapshot, state
 
 CHANGE = "select * from chat_set_v11_stage_settings(%s, %s::numeric, %s::interval)"
 
-
-def login(db_url: str, user: str) -> psycopg.Connection:
-    return psycopg.connect(make_conninfo(db_url, user=user), autocommit=True)
 
 
 def catalog(conn) -> tuple:

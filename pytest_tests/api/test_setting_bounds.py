@@ -7,15 +7,9 @@ from __future__ import annotations
 
 import json
 
-import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
-from pytest_tests.helpers import arrange_state, history, refused, set_state, state
-
-
-def login(db_url: str, user: str) -> psycopg.Connection:
-    return psycopg.connect(make_conninfo(db_url, user=user), autocommit=True)
+from pytest_tests.helpers import arrange_state, history, login, refused, set_state, state
 
 
 def configuration(conn) -> tuple:

@@ -11,17 +11,13 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
-from psycopg.conninfo import make_conninfo
 
 from chat_rollout import scenarios
 from pytest_tests.guardrails.helpers import healthy, put, sample
-from pytest_tests.helpers import arrange_state, refused, state
+from pytest_tests.helpers import arrange_state, login, refused, state
 
 OLD_ADVISORY_LOCK = "select pg_advisory_lock(hashtext('chat_v11.metric_sample maintenance'))"
 
-
-def login(db_url: str, user: str) -> psycopg.Connection:
-    return psycopg.connect(make_conninfo(db_url, user=user), autocommit=True)
 
 
 def day_ahead(days: int) -> str:

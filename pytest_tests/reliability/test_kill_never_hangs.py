@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from pytest_tests.helpers import arrange_state, history, state
+from pytest_tests.helpers import arrange_state, history, login, state
 
 TIMEOUT_S = 0.3
 SLACK_S = 0.35  # scheduling on a loaded 2-core runner; the figure itself lives in the note and docs/reliability.md
@@ -34,8 +34,7 @@ def timed_kill(conn, reason="incident P0"):
 
 @pytest.fixture
 def operator(db_url):
-    url = db_url.replace("postgresql://postgres@", "postgresql://chat_test_operator@")
-    with psycopg.connect(url, autocommit=True, application_name="oncall") as c:
+    with login(db_url, "chat_test_operator", application_name="oncall") as c:
         c.execute("set statement_timeout = '20s'")
         yield c
 

@@ -21,9 +21,8 @@ import time
 import psycopg
 import pytest
 from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from pytest_tests.helpers import arrange_state, refused, set_state, state
+from pytest_tests.helpers import arrange_state, login, refused, set_state, state
 from pytest_tests.reliability.private_cluster import private_cluster, server_major, unavailable_reason
 from pytest_tests.security.test_privileges import ADMIN, OPERATOR, READER, ROLES, as_role
 
@@ -39,9 +38,6 @@ LOGINS = {
     "chat_test_nobody": False,
 }  # fmt: skip
 
-
-def login(db_url: str, user: str) -> psycopg.Connection:
-    return psycopg.connect(make_conninfo(db_url, user=user), autocommit=True)
 
 
 def joined_state(conn) -> tuple:
@@ -433,7 +429,7 @@ def test_readers_read_the_state_on_a_hot_standby_through_the_inlined_function(pg
             expected = read_state(c)
         standby = primary.basebackup_to("standby")
         standby.start()
-        with psycopg.connect(make_conninfo(standby.url("chat"), user="chat_test_reader"), autocommit=True) as s:
+        with login(standby.url("chat"), "chat_test_reader") as s:
             assert s.execute("select pg_is_in_recovery()").fetchone()[0] is True
             assert read_state(s) == expected
             assert (expected[0], expected[1], expected[2]) == ("canary_1", 1, True)
