@@ -12,9 +12,9 @@ create table chat_v11.metric_sample (
     written_at timestamptz not null default pg_catalog.clock_timestamp(),
     constraint metric_sample_pkey primary key (metric, cohort, bucket_start),
     constraint metric_sample_cohort_valid check (cohort in ('canary', 'control')),
-    constraint metric_sample_bucket_aligned check (
-        pg_catalog.date_trunc('second', bucket_start) = bucket_start
-        and extract(second from bucket_start)::integer % 10 = 0
+    -- 10-second buckets counted in UTC (date_bin on the absolute time): the same answer whatever the TimeZone
+    constraint metric_sample_bucket_aligned_utc check (
+        pg_catalog.date_bin('10 seconds'::interval, bucket_start, '2000-01-01 00:00:00+00'::timestamptz) = bucket_start
     ),
     constraint metric_sample_counts_valid check (
         (numerator is null or numerator >= 0)

@@ -3,8 +3,9 @@
 --
 -- Built for throughput (docs/design.md, "Ingestion: how it reaches N samples/s"): the fast checks below only
 -- decide whether the batch is clean, with array operators and one pass over the rows, and the table's own
--- constraints (NOT NULL, cohort, 10-second alignment, counts) back them up; whenever something is wrong, the
--- exact validation (chat_v11.refuse_samples) finds the first bad sample by position and raises its refusal.
+-- constraints (NOT NULL, cohort, 10-second alignment in UTC, counts) back them up; whenever something is wrong, the
+-- exact validation (chat_v11.refuse_samples) finds the first bad sample by position and raises its refusal (a
+-- constraint violation always reaches the caller as a project SQLSTATE, RO022-RO025, never as 23514).
 -- New buckets are written by a plain INSERT; only when a key is stored already (or repeated) is the batch upserted.
 -- A bucket sent twice in the batch is not looked for up front: the upsert raises 21000 on it, and only then is
 -- it named (RO025). Rows are written in one global key order, so concurrent batches never deadlock.
@@ -29,6 +30,7 @@ declare
     v_bad boolean;
     v_written integer;
     v_evidence timestamptz;
+    v_constraint text;
 begin
     perform chat_v11.begin_write('chat_put_v11_metric_samples');
     if v_total = 0 then
@@ -113,10 +115,19 @@ begin
         end;
     exception when cardinality_violation or check_violation or not_null_violation then
         -- a bucket twice in the batch (21000 from the upsert), or a sample the fast checks let through and a
-        -- constraint refused: name it exactly; what the exact validation does not refuse is raised as it came
+        -- constraint refused (numerator > denominator of a count, a bucket not aligned in UTC): name it exactly,
+        -- by position and field (chat_v11.sample_problem covers every CHECK of the table)
         perform chat_v11.refuse_samples(p_metric, p_cohort, p_bucket_start, p_numerator, p_denominator, p_value,
                                         v_now);
-        raise;
+        -- not reached while sample_problem covers the table's constraints: still a project SQLSTATE, never 23514
+        get stacked diagnostics v_constraint = constraint_name;
+        raise exception using
+            errcode = case when sqlstate = '21000' then 'RO025' else 'RO022' end,
+            message = format('a sample of %s was refused by the constraint %s', v_total,
+                             coalesce(nullif(v_constraint, ''), sqlstate)),
+            detail = format('%s Nothing was written.', chat_v11.shown(sqlerrm)),
+            hint = 'Fix the sample and send the whole batch again; samples are '
+                || '{metric, cohort, bucket_start, numerator, denominator, value}.';
     end;
 
     -- GUARD: a P0 event in this batch is judged now, at the newest bucket that carries one

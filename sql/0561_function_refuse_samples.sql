@@ -1,7 +1,7 @@
 -- The exact, slow validation of an ingestion batch (SPEC 4.4), run only when the fast checks of
 -- chat_v11.put_samples saw something wrong: raises the refusal of the first bad sample by position
 -- (RO021-RO024, chat_v11.sample_problem), else of the first bucket sent twice (RO025); returns when the
--- batch has neither (the caller then re-raises what it caught).
+-- batch has neither. The bad sample is quoted with its bucket_start in UTC (alignment is counted in UTC).
 create or replace function chat_v11.refuse_samples(
     p_metric text[],
     p_cohort text[],
@@ -20,7 +20,9 @@ declare
     v_bad record;
 begin
     select x.ord, p.code, p.problem,
-           pg_catalog.json_build_object('metric', x.metric, 'cohort', x.cohort, 'bucket_start', x.bucket_start,
+           pg_catalog.json_build_object('metric', x.metric, 'cohort', x.cohort,
+                                        'bucket_start', (pg_catalog.to_json(x.bucket_start at time zone 'UTC') #>> '{}')
+                                        || 'Z',
                                         'numerator', x.numerator, 'denominator', x.denominator,
                                         'value', x.value)::text as sample
       into v_bad
@@ -35,8 +37,9 @@ begin
     if v_bad.ord is null then
         select d.ord, 'RO025' as code,
                format('it repeats metric, cohort and bucket_start of sample %s', d.first_ord) as problem,
-               pg_catalog.json_build_object('metric', d.metric, 'cohort', d.cohort,
-                                            'bucket_start', d.bucket_start)::text as sample
+               pg_catalog.json_build_object('metric', d.metric, 'cohort', d.cohort, 'bucket_start',
+                                            (pg_catalog.to_json(d.bucket_start at time zone 'UTC') #>> '{}') || 'Z'
+               )::text as sample
           into v_bad
           from (
               select x.ord, x.metric, x.cohort, x.bucket_start,

@@ -18,6 +18,7 @@ declare
     v_denominator bigint[];
     v_value double precision[];
     v_suspect boolean;
+    v_problem text;
 begin
     perform chat_v11.begin_write('chat_put_v11_metric_samples');
     if p_samples is null or pg_catalog.jsonb_typeof(p_samples) is distinct from 'array' then
@@ -68,7 +69,8 @@ begin
     end if;
 
     -- READ the fields into typed arrays in one pass, in the array's order (jsonb_to_recordset returns the elements
-    -- in order; a date such as 2026-13-45 passes the pattern but not the cast)
+    -- in order). What passes the shape checks and still cannot be cast (a date such as 2026-13-45, a count written
+    -- 1.0, a value of 1e-400) is named only when the cast fails: the first such sample, by position and field.
     begin
         select array_agg(x.metric), array_agg(x.cohort), array_agg(x.bucket_start), array_agg(x.numerator),
                array_agg(x.denominator), array_agg(x.value)
@@ -78,14 +80,22 @@ begin
               value double precision
           );
     exception when data_exception then
-        select e.ord, e.sample::text as sample
-          into v_bad
-          from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
-         where not chat_v11.is_timestamptz(e.sample ->> 'bucket_start')
-         order by e.ord
-         limit 1;
-        perform chat_v11.reject_sample(coalesce(v_bad.ord, 0), v_total, 'RO022',
-                                       'bucket_start is not a valid timestamp', coalesce(v_bad.sample, ''));
+        for v_bad in
+            select e.ord, e.sample
+              from pg_catalog.jsonb_array_elements(p_samples) with ordinality as e (sample, ord)
+             order by e.ord
+        loop
+            v_problem := chat_v11.sample_field_problem(v_bad.sample);
+            if v_problem is not null then
+                perform chat_v11.reject_sample(v_bad.ord, v_total, 'RO022', v_problem, v_bad.sample::text);
+            end if;
+        end loop;
+        raise exception using
+            errcode = 'RO022',
+            message = format('a sample of %s could not be read: %s', v_total, chat_v11.shown(sqlerrm)),
+            detail = 'No sample could be named. Nothing was written.',
+            hint = 'Fix the sample and send the whole batch again; samples are '
+                || '{metric, cohort, bucket_start, numerator, denominator, value}.';
     end;
     return chat_v11.put_samples(v_metric, v_cohort, v_bucket, v_numerator, v_denominator, v_value);
 end

@@ -1,5 +1,6 @@
 -- The fast bulk path: the same ingestion with one array per field (position = sample number), so a
--- writer sends binary arrays (psycopg adapts Python lists) instead of JSON text. Same rules, same guard.
+-- writer sends binary arrays (psycopg adapts Python lists) instead of JSON text. Same rules, same guard; every
+-- array one-dimensional (RO020).
 create or replace function public.chat_put_v11_metric_samples(
     p_metric text[],
     p_cohort text[],
@@ -24,14 +25,28 @@ begin
        or coalesce(pg_catalog.cardinality(p_numerator), v_n) <> v_n
        or coalesce(pg_catalog.cardinality(p_denominator), v_n) <> v_n
        or coalesce(pg_catalog.cardinality(p_value), v_n) <> v_n
-       or pg_catalog.array_ndims(p_metric) > 1 then
+       or pg_catalog.array_ndims(p_metric) > 1
+       or pg_catalog.array_ndims(p_cohort) > 1
+       or pg_catalog.array_ndims(p_bucket_start) > 1
+       or pg_catalog.array_ndims(p_numerator) > 1
+       or pg_catalog.array_ndims(p_denominator) > 1
+       or pg_catalog.array_ndims(p_value) > 1 then
         raise exception using
             errcode = 'RO020',
             message = 'the sample arrays must be one-dimensional and of the same length',
-            detail = format('metric %s, cohort %s, bucket_start %s, numerator %s, denominator %s, value %s elements.',
-                            pg_catalog.cardinality(p_metric), pg_catalog.cardinality(p_cohort),
-                            pg_catalog.cardinality(p_bucket_start), pg_catalog.cardinality(p_numerator),
-                            pg_catalog.cardinality(p_denominator), pg_catalog.cardinality(p_value)),
+            detail = format('metric %s, cohort %s, bucket_start %s, numerator %s, denominator %s, value %s elements'
+                            || '; dimensions %s, %s, %s, %s, %s, %s.',
+                            coalesce(pg_catalog.cardinality(p_metric)::text, 'null'),
+                            coalesce(pg_catalog.cardinality(p_cohort)::text, 'null'),
+                            coalesce(pg_catalog.cardinality(p_bucket_start)::text, 'null'),
+                            coalesce(pg_catalog.cardinality(p_numerator)::text, 'null'),
+                            coalesce(pg_catalog.cardinality(p_denominator)::text, 'null'),
+                            coalesce(pg_catalog.cardinality(p_value)::text, 'null'),
+                            coalesce(pg_catalog.array_ndims(p_metric), 0), coalesce(pg_catalog.array_ndims(p_cohort), 0),
+                            coalesce(pg_catalog.array_ndims(p_bucket_start), 0),
+                            coalesce(pg_catalog.array_ndims(p_numerator), 0),
+                            coalesce(pg_catalog.array_ndims(p_denominator), 0),
+                            coalesce(pg_catalog.array_ndims(p_value), 0)),
             hint = 'Pass one element per sample in every array; numerator, denominator or value may be a null '
                 || 'array when no sample has that field.';
     end if;

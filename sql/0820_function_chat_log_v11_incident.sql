@@ -1,4 +1,5 @@
--- The scribe's record: a fact, a decision, an action, the client fallback confirmed, or the root cause by layer.
+-- The scribe's record: a fact, a decision, an action, the client fallback confirmed, or the root cause by layer
+-- ('layer: cause', both named: RO031 without either).
 create or replace function public.chat_log_v11_incident(p_incident_id bigint, p_kind text, p_text text)
 returns table (entry_id bigint, incident_id bigint, at timestamptz, recorded_by text, kind text, body text)
 language plpgsql
@@ -32,6 +33,14 @@ begin
                     || 'machine, pending/drift), sre (lag, throttling, saturation), database, network.',
                 hint = 'For example: ''backend: receipt not emitted for duplicate ACKs''.';
         end if;
+        -- ... then the cause itself, after the colon: visible text, not only blanks or invisible characters
+        if chat_v11.is_blank(substr(v_text, position(':' in v_text) + 1)) then
+            raise exception using
+                errcode = 'RO031',
+                message = format('a root cause names its cause after the layer: %s has none', chat_v11.shown(v_text)),
+                detail = 'A root cause is ''layer: cause''; the text after the colon is empty or shows nothing.',
+                hint = 'For example: ''backend: receipt not emitted for duplicate ACKs''.';
+        end if;
     end if;
     v_entry := chat_v11.incident_log(p_incident_id, p_kind, v_text,
                                      case when v_layer is not null then jsonb_build_object('layer', v_layer) end);
@@ -44,4 +53,4 @@ revoke all on function public.chat_log_v11_incident(bigint, text, text) from pub
 grant execute on function public.chat_log_v11_incident(bigint, text, text) to chat_rollout_operator;
 comment on function public.chat_log_v11_incident(bigint, text, text) is
 'Append to an incident''s UTC timeline: fact, decision (the IC''s, every 10 minutes), action, fallback_confirmed, '
-'or root_cause (''layer: cause''). Entries are never rewritten.';
+'or root_cause (''layer: cause'', the layer and a cause both required, else RO031). Entries are never rewritten.';
