@@ -1,5 +1,5 @@
--- Writes one accepted state change: the state row, its history row, a durable commit and a NOTIFY.
--- The caller holds the state lock (chat_v11.lock_state) and has checked every guard.
+-- Writes one accepted state change: the state row, its history row, a durable commit and a NOTIFY whose payload
+-- carries the new head hash (an anchor for listeners). The caller holds the state lock and has checked every guard.
 create or replace function chat_v11.apply_transition(
     p_action text,
     p_to_stage text,
@@ -18,6 +18,7 @@ declare
     v_old chat_v11.rollout_state;
     v_new chat_v11.rollout_state;
     v_now timestamptz := pg_catalog.clock_timestamp();
+    v_hash text;
 begin
     -- durable even where the database default is off; lasts until this transaction ends
     perform pg_catalog.set_config('synchronous_commit', 'on', true);
@@ -42,7 +43,8 @@ begin
         v_new.version, v_now, v_new.changed_by, v_new.actor, p_action,
         v_old.stage, v_new.stage, v_old.kill_switch, v_new.kill_switch, v_new.promotion_frozen,
         p_reason, p_note, p_gate_snapshot, chat_v11.open_incident_at('infinity')
-    );
+    )
+    returning hash into strict v_hash;
 
     perform pg_catalog.pg_notify('chat_v11_rollout', pg_catalog.json_build_object(
         'version', v_new.version,
@@ -53,7 +55,8 @@ begin
         'promotion_frozen', v_new.promotion_frozen,
         'changed_at', pg_catalog.to_char(v_now at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"+00:00"'),
         'changed_by', v_new.changed_by,
-        'actor', v_new.actor
+        'actor', v_new.actor,
+        'hash', v_hash
     )::text);
     return v_new;
 end
@@ -61,4 +64,5 @@ $$;
 
 revoke all on function chat_v11.apply_transition(text, text, boolean, boolean, text, text, jsonb, text) from public;
 comment on function chat_v11.apply_transition(text, text, boolean, boolean, text, text, jsonb, text) is
-'Writes an accepted state change (state row + history row + NOTIFY chat_v11_rollout), committed durably.';
+'Writes an accepted state change (state row + history row + NOTIFY chat_v11_rollout with the head version and hash), '
+'committed durably.';

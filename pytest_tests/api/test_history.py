@@ -7,6 +7,8 @@ import pytest
 
 from pytest_tests.helpers import history, refused, set_state
 
+VERIFY = "select ok, rows_checked, first_broken_version, problem from chat_verify_v11_history()"
+
 
 def make_history(conn, n: int = 4) -> None:
     for i in range(n):
@@ -40,7 +42,7 @@ def test_history_rows_form_a_valid_chain(conn):
     assert rows[0]["prev_hash"] == "0" * 64
     for prev, row in zip(rows, rows[1:], strict=False):
         assert row["prev_hash"] == prev["hash"]
-    assert conn.execute("select * from chat_verify_v11_history()").fetchone() == (True, 6, None, None)
+    assert conn.execute(VERIFY).fetchone() == (True, 6, None, None)
 
 
 def tamper(conn, sql: str) -> None:
@@ -53,12 +55,12 @@ def tamper(conn, sql: str) -> None:
 def test_a_tampered_row_is_reported_at_its_exact_version(conn):
     make_history(conn, 5)
     tamper(conn, "update chat_v11.rollout_history set reason = 'nothing happened' where version = 3")
-    ok, checked, broken, problem = conn.execute("select * from chat_verify_v11_history()").fetchone()
+    ok, checked, broken, problem = conn.execute(VERIFY).fetchone()
     assert (ok, checked, broken) == (False, 6, 3)
     assert "changed after it was written" in problem
 
 
-def test_a_recomputed_hash_breaks_the_link_to_the_next_version(conn):
+def test_a_recomputed_hash_is_reported_at_the_rewritten_version(conn):
     make_history(conn, 5)
     tamper(
         conn,
@@ -67,23 +69,23 @@ def test_a_recomputed_hash_breaks_the_link_to_the_next_version(conn):
         "h.to_stage, h.from_kill_switch, h.to_kill_switch, h.promotion_frozen, 'forged', h.note, h.gate_snapshot, "
         "h.incident_id, h.prev_hash, h.hash)::chat_v11.rollout_history) where version = 4",
     )
-    ok, _, broken, problem = conn.execute("select * from chat_verify_v11_history()").fetchone()
-    assert (ok, broken) == (False, 5)
-    assert "prev_hash of version 5" in problem
+    ok, _, broken, problem = conn.execute(VERIFY).fetchone()
+    assert (ok, broken) == (False, 4)
+    assert "the hash of version 4 is not the prev_hash version 5 recorded" in problem
 
 
 def test_a_deleted_row_is_reported_as_a_gap(conn):
     make_history(conn, 5)
     tamper(conn, "delete from chat_v11.rollout_history where version = 4")
-    ok, _, broken, problem = conn.execute("select * from chat_verify_v11_history()").fetchone()
-    assert (ok, broken) == (False, 5)
+    ok, _, broken, problem = conn.execute(VERIFY).fetchone()
+    assert (ok, broken) == (False, 4)
     assert "missing" in problem
 
 
 def test_a_removed_tail_is_reported_against_the_state_version(conn):
     make_history(conn, 3)
     tamper(conn, "delete from chat_v11.rollout_history where version = 4")
-    ok, _, broken, problem = conn.execute("select * from chat_verify_v11_history()").fetchone()
+    ok, _, broken, problem = conn.execute(VERIFY).fetchone()
     assert (ok, broken) == (False, 4)
     assert "state is at version 4" in problem
 

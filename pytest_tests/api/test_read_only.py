@@ -12,6 +12,7 @@ GETS = [
     "select * from public.chat_get_v11_gate_checks()",
     "select * from public.chat_get_v11_gate_checks(now() - interval '1 hour')",
     "select * from public.chat_verify_v11_history()",
+    "select * from public.chat_verify_v11_history_full()",
     "select * from public.chat_get_v11_incidents()",
     "select * from public.chat_get_v11_incident_checklist(1)",
     "select * from public.chat_get_v11_incident_timeline(1)",

@@ -20,6 +20,8 @@ API = [
     ("select * from chat_get_v11_release_gates()", {READER, OPERATOR, ADMIN}),
     ("select * from chat_get_v11_gate_checks()", {READER, OPERATOR, ADMIN}),
     ("select * from chat_verify_v11_history()", {READER, OPERATOR, ADMIN}),
+    ("select * from chat_verify_v11_history_full()", {OPERATOR, ADMIN}),
+    ("select * from chat_checkpoint_v11_history()", {OPERATOR, ADMIN}),
     ("select * from chat_set_v11_rollout_state('off', false, 'hold')", {OPERATOR}),
     ("select * from chat_lift_v11_freeze('lift')", {OPERATOR}),
     ("select * from chat_set_v11_stage_settings('canary_1', 2, '45 minutes')", {ADMIN}),

@@ -103,6 +103,10 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
         (OPERATOR, "select * from public.chat_get_v11_rollout_history(50)", None),
         (OPERATOR, "select * from public.chat_get_v11_incidents()", None),
         (OPERATOR, "select * from public.chat_verify_v11_history()", None),
+        (OPERATOR, "select * from public.chat_verify_v11_history_full()", None),
+        # state_xmin is a transaction id: it differs between the two databases, so it is not compared
+        (OPERATOR, "select version, hash, walked_from from public.chat_checkpoint_v11_history()", None),
+        (OPERATOR, "select * from public.chat_verify_v11_history()", None),
     ]
 
 
