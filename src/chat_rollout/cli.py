@@ -31,7 +31,6 @@ from rich.table import Table
 from rich.text import Text
 
 from . import __version__, scenarios, section8, server
-from . import migrate as migrations
 from . import report as incident_report
 from .demo import CHANNEL, DEMO_DATABASE, prepare_database, print_pg_error, run_demo
 from .server import Server, ServerUnavailable
@@ -206,39 +205,7 @@ def db_url(database: DatabaseOption = None) -> None:
         srv.release()
 
 
-# --- migrate ----------------------------------------------------------------------------------------
-
-
-@app.command()
-@_guard
-def migrate(
-    database: DatabaseOption = None,
-    create: Annotated[bool, typer.Option("--create/--no-create", help="Create the database if missing.")] = True,
-) -> None:
-    """Create the database if missing and migrate it to head (alembic upgrade head)."""
-    out = _out()
-    srv = _environment_server()
-    try:
-        url, name = _target(srv, database)
-        if name is not None and create and _create_database(srv, name):
-            out.print(f"created database {name}")
-        migrations.upgrade(url)
-        with psycopg.connect(url, autocommit=True) as conn:
-            revision = conn.execute("select version_num from alembic_version").fetchone()
-        out.print(
-            f"database {name or psycopg.conninfo.conninfo_to_dict(url).get('dbname')} "
-            f"({srv.source}) is at alembic revision {revision[0] if revision else 'none'}"
-        )
-    finally:
-        srv.release()
-
-
-def _create_database(srv: Server, name: str) -> bool:
-    with psycopg.connect(srv.url, autocommit=True) as conn:
-        if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
-            return False
-        conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
-    return True
+# --- migrate, downgrade, sql: src/chat_rollout/cli_migrations.py (registered at the end of this module) ----------
 
 
 # --- status -----------------------------------------------------------------------------------------
@@ -290,7 +257,19 @@ def status(database: DatabaseOption = None) -> None:
     table.add_row("changed by", str(state["changed_by"]) + (f" (actor {state['actor']})" if state["actor"] else ""))
     table.add_row("changed at", str(state["changed_at"]))
     table.add_row("version", str(state["version"]))
+    head = history[0] if history else None
+    table.add_row(
+        "head anchor",
+        Text(f"version {head['version']} hash {head['hash']}") if head else Text("no history", style="red"),
+    )
     out.print(table)
+    out.print(
+        Text(
+            "keep the head anchor outside the database; check it later with "
+            "select * from chat_verify_v11_history(p_anchor_version => V, p_anchor_hash => 'H')",
+            style="dim",
+        )
+    )
 
     verdict = Table(title="Gate verdict", box=box.ROUNDED, title_justify="left")
     for column in ("gate_p0_ok", "gate_p1_ok", "rollout_decision", "promotion_allowed"):
@@ -359,30 +338,142 @@ def status(database: DatabaseOption = None) -> None:
 # --- watch ------------------------------------------------------------------------------------------
 
 
+_PAYLOAD_FIELDS = {
+    "version": "version",
+    "action": "action",
+    "stage": "to_stage",
+    "kill_switch": "to_kill_switch",
+    "promotion_frozen": "promotion_frozen",
+    "changed_by": "changed_by",
+    "actor": "actor",
+    "hash": "hash",
+}
+
+
+def _history_rows(conn: psycopg.Connection, newer_than: int, head_version: int) -> list[dict]:
+    """History rows with newer_than < version <= head_version, oldest first (through the reader's function)."""
+    if head_version <= newer_than:
+        return []
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = cur.execute(
+            "select * from public.chat_get_v11_rollout_history(%s)", (head_version - newer_than,)
+        ).fetchall()
+    return sorted((r for r in rows if newer_than < r["version"] <= head_version), key=lambda r: r["version"])
+
+
+def _check_notification(
+    conn: psycopg.Connection, payload_text: str, last: dict
+) -> tuple[dict | None, str | None, list[dict]]:
+    """A notification is a hint: re-read the state and the history and check the payload against them.
+
+    Returns (the verified change as the database says it, why it was not verified, the new rows checked).
+    ``last`` holds the version and hash seen last; it advances only along a chain that links to it.
+    """
+    try:
+        payload = json.loads(payload_text)
+        version = int(payload["version"])
+    except (ValueError, TypeError, KeyError):
+        return None, "not a rollout payload", []
+    if not isinstance(payload, dict):
+        return None, "not a rollout payload", []
+    # the state and the history from one snapshot (the reader is REPEATABLE READ): a change committed between the
+    # two reads must not look like a broken chain
+    with conn.transaction():
+        return _check_against_snapshot(conn, payload, version, last)
+
+
+def _check_against_snapshot(
+    conn: psycopg.Connection, payload: dict, version: int, last: dict
+) -> tuple[dict | None, str | None, list[dict]]:
+    with conn.cursor(row_factory=dict_row) as cur:
+        state = cur.execute(
+            "select stage, kill_switch, promotion_frozen, version, traffic_percent "
+            "from public.chat_get_v11_rollout_state()"
+        ).fetchone()
+    if version <= last["version"]:
+        return None, f"version {version} is not newer than version {last['version']} already seen", []
+    if version > state["version"]:
+        return None, f"version {version} is ahead of the database (version {state['version']})", []
+    rows = _history_rows(conn, last["version"], state["version"])
+    if not rows or rows[0]["version"] != last["version"] + 1 or rows[0]["prev_hash"] != last["hash"]:
+        return None, f"the history does not continue the chain seen at version {last['version']}", []
+    for prev, row in zip(rows, rows[1:], strict=False):
+        if row["version"] != prev["version"] + 1 or row["prev_hash"] != prev["hash"]:
+            return None, f"the history chain breaks at version {row['version']}", []
+    row = next(r for r in rows if r["version"] == version)
+    for key, column in _PAYLOAD_FIELDS.items():
+        if key in payload and payload[key] != row[column]:
+            return None, f"{key} {payload[key]!r} is not what history version {version} says", []
+    if "hash" not in payload:
+        return None, "the payload carries no head hash", []
+    change = {
+        "version": row["version"],
+        "action": row["action"],
+        "stage": row["to_stage"],
+        "kill_switch": row["to_kill_switch"],
+        "promotion_frozen": row["promotion_frozen"],
+        "changed_at": row["changed_at"].isoformat(),
+        "changed_by": row["changed_by"],
+        "actor": row["actor"],
+        "hash": row["hash"],
+    }
+    if row["version"] == state["version"]:
+        change["traffic_percent"] = float(state["traffic_percent"])
+    return change, None, [r for r in rows if r["version"] <= version]
+
+
 @app.command()
 @_guard
 def watch(
     database: DatabaseOption = None,
-    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N notifications.")] = None,
+    count: Annotated[int | None, typer.Option("--count", "-n", min=1, help="Stop after N verified changes.")] = None,
 ) -> None:
-    """LISTEN chat_v11_rollout and print each JSON payload as it arrives (Ctrl-C to stop)."""
+    """LISTEN chat_v11_rollout and print each change the database confirms (Ctrl-C to stop).
+
+    A notification is only a hint: any login can send one. Each is checked against the state and the history
+    (the version only grows, the hash chain links to the head seen before, the payload matches the history row);
+    one that does not match is printed as "unverified notification ignored" and changes nothing.
+    """
     out = _out()
     srv = _environment_server()
     try:
         url, _ = _target(srv, database)
-        with psycopg.connect(url, autocommit=True, application_name="chat-rollout watch") as conn:
-            state = conn.execute(
-                "select stage, kill_switch, version from public.chat_get_v11_rollout_state()"
-            ).fetchone()
+        # the listening connection only waits (psycopg holds it while it yields notifications); a second one reads
+        with (
+            psycopg.connect(url, autocommit=True, application_name="chat-rollout watch") as conn,
+            psycopg.connect(url, autocommit=True, application_name="chat-rollout watch (reads)") as reader,
+        ):
+            reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # each check reads one snapshot
+            with reader.transaction():
+                state = reader.execute(
+                    "select stage, kill_switch, version from public.chat_get_v11_rollout_state()"
+                ).fetchone()
+                head = _history_rows(reader, state[2] - 1, state[2])
+            # a change committed before LISTEN arrives as part of the chain of the next notification checked
             conn.execute(sql.SQL("listen {}").format(sql.Identifier(CHANNEL)))
+            last = {"version": state[2], "hash": head[0]["hash"] if head else None}
             out.print(
                 f"listening on {CHANNEL} (now: version {state[2]}, stage {state[0]}, "
                 f"kill switch {'ON' if state[1] else 'off'}); Ctrl-C to stop",
                 style="dim",
             )
+            out.print(f"head anchor: version {last['version']} hash {last['hash']}", style="dim")
+            shown = 0
             try:
-                for notification in conn.notifies(stop_after=count):
-                    out.print(Text(notification.payload, style="default"), soft_wrap=True, highlight=True)
+                for notification in conn.notifies():
+                    change, why, _ = _check_notification(reader, notification.payload, last)
+                    if change is None:
+                        out.print(
+                            Text(f"unverified notification ignored ({why}): {notification.payload}", style="yellow"),
+                            soft_wrap=True,
+                            highlight=False,
+                        )
+                        continue
+                    last = {"version": change["version"], "hash": change["hash"]}
+                    out.print(Text(json.dumps(change), style="default"), soft_wrap=True, highlight=True)
+                    shown += 1
+                    if count is not None and shown >= count:
+                        break
             except KeyboardInterrupt:
                 out.print("stopped", style="dim")
     finally:
@@ -1004,3 +1095,13 @@ def _main(
 
     The server: DATABASE_URL when set, else the persistent embedded PostgreSQL 18 (chat-rollout db up/down).
     """
+
+
+# --- the DBA's commands ------------------------------------------------------------------------------
+
+from .cli_migrations import register as _register_migrations  # noqa: E402 - needs the helpers above
+
+_register_migrations(
+    app, guard=_guard, environment_server=_environment_server, target=_target, out=_out, err=_err,
+    database_option=DatabaseOption,
+)
