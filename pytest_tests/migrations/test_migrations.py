@@ -20,7 +20,7 @@ from pytest_tests.migrations.catalog import assert_same_catalog, catalog_diff, c
 
 SQL_DIR = PROJECT_ROOT / "sql"
 FROZEN_DIR = PROJECT_ROOT / "migrations" / "frozen"
-HEAD = "0006"
+HEAD = "0007"
 _names = itertools.count(1)
 
 
@@ -281,7 +281,7 @@ def test_the_sql_tree_and_alembic_head_build_the_same_database(pg_server, empty_
 @pytest.mark.parametrize(
     "change, expected_in_diff",
     [
-        ("alter function public.chat_verify_v11_history() set work_mem = '1MB'", "work_mem"),
+        ("alter function public.chat_verify_v11_history(bigint, text) set work_mem = '1MB'", "work_mem"),
         ("comment on function public.chat_get_v11_rollout_state() is 'changed'", "changed"),
         ("grant execute on function public.chat_set_v11_rollout_state(text, boolean, text) to public", "=X/"),
         ("alter table chat_v11.rollout_history alter column note set default 'x'", "'x'::text"),
