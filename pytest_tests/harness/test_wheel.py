@@ -1,6 +1,8 @@
 """Issue 14, step 1: the wheel is the product. A wheel built from the checkout, installed into a fresh venv in a
-temporary folder outside the clone, gives a working `chat-rollout` that migrates a database from any directory and
-lists every shipped scenario: the wheel carries sql/, migrations/, scenarios/ and alembic.ini (setup.py)."""
+temporary folder outside the clone, gives a working `chat-rollout` that, from there and with only that venv, migrates
+a database, prints the offline upgrade that psql applies to the same revision, runs the playbook's calls, lists every
+shipped scenario and answers a refused downgrade with one clean RO013 paragraph: the wheel carries sql/,
+migrations/, scenarios/ and alembic.ini (setup.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import psycopg
 import pytest
 
 from chat_rollout import PROJECT_ROOT
-from pytest_tests.conftest import drop_database
+from pytest_tests.conftest import create_database, drop_database
 
 SCENARIOS = sorted(p.stem for p in (PROJECT_ROOT / "scenarios").glob("*.toml") if not p.stem.startswith("_"))
 
@@ -70,6 +72,38 @@ def test_the_installed_wheel_migrates_a_database_from_any_directory_and_lists_ev
         assert listing.returncode == 0, listing.stderr
         for scenario in SCENARIOS:
             assert scenario in listing.stdout
+        # history beyond init is operator data: the installed CLI refuses the downgrade in one paragraph
+        refused = run(installed, "downgrade", "base", url=pg_server.url_for(name), cwd=outside)
+        assert refused.returncode == 1
+        assert "ERROR RO013: " in refused.stderr and "HINT: " in refused.stderr
+        assert "chat-rollout downgrade base --drop-data" in " ".join(refused.stderr.split())
+        assert "Traceback" not in refused.stderr + refused.stdout
+    finally:
+        drop_database(pg_server, name)
+
+
+def test_the_installed_offline_upgrade_applies_with_psql_and_the_playbook_calls_answer(installed, pg_server, tmp_path):
+    name = f"chat_rollout_wheel_sql_{os.getpid()}"
+    drop_database(pg_server, name)
+    create_database(pg_server, name)
+    try:
+        script = run(installed, "sql", "upgrade", "head", url=pg_server.url_for(name), cwd=tmp_path)
+        assert script.returncode == 0, script.stderr
+        (tmp_path / "upgrade.sql").write_text(script.stdout)
+        applied = subprocess.run(
+            [pg_server.tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", pg_server.url_for(name),
+             "-f", str(tmp_path / "upgrade.sql")],
+            capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        assert applied.returncode == 0, applied.stderr
+        with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
+            gates = conn.execute("select gate_p0_ok, rollout_decision from chat_get_v11_release_gates()").fetchone()
+            state = conn.execute("select stage, version from chat_get_v11_rollout_state()").fetchone()
+            hold = conn.execute("select action from chat_set_v11_rollout_state('off', false, 'hold')").fetchone()
+            kill = conn.execute("select action from chat_set_v11_rollout_state('off', true, 'kill switch')").fetchone()
+            verify = conn.execute("select bool_and(ok) from chat_verify_v11_history()").fetchone()
+        assert gates == (False, "HOLD") and state == ("off", 1)
+        assert (hold, kill, verify) == (("hold",), ("kill",), (True,))
     finally:
         drop_database(pg_server, name)
 
