@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import psycopg
 import pytest
+from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 
@@ -52,3 +53,23 @@ def arrange_state(conn: psycopg.Connection, action: str, stage: str, kill_switch
 def snapshot(conn: psycopg.Connection) -> tuple:
     """State and full history, to prove a refusal changed nothing."""
     return (state(conn), history(conn))
+
+
+def chat_tables(conn: psycopg.Connection) -> list[str]:
+    """The tables of schema chat_v11 (partitioned parents included), from the catalog."""
+    rows = conn.execute(
+        "select c.relname from pg_class c where c.relnamespace = 'chat_v11'::regnamespace "
+        "and c.relkind in ('r', 'p') order by 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def fingerprint(conn: psycopg.Connection) -> dict[str, tuple]:
+    """(row count, md5 of every row) of every table in chat_v11, found in the catalog: proves nothing was written."""
+    result = {}
+    for table in chat_tables(conn):
+        query = sql.SQL(
+            "select count(*), md5(coalesce(string_agg(t::text, ',' order by t::text), '')) from chat_v11.{} t"
+        ).format(sql.Identifier(table))
+        result[table] = conn.execute(query).fetchone()
+    return result

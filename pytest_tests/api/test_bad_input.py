@@ -13,7 +13,8 @@ import math
 
 import psycopg
 import pytest
-from psycopg import sql
+
+from pytest_tests.helpers import chat_tables, fingerprint
 
 OK = "OK"
 MB = "x" * (1024 * 1024)
@@ -391,25 +392,6 @@ def api_functions(conn) -> set[str]:
         "where p.pronamespace = 'public'::regnamespace and p.proname ~ '^chat_[a-z]+_v11_'"
     ).fetchall()
     return {r[0] for r in rows}
-
-
-def chat_tables(conn) -> list[str]:
-    rows = conn.execute(
-        "select c.relname from pg_class c where c.relnamespace = 'chat_v11'::regnamespace "
-        "and c.relkind in ('r', 'p') order by 1"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def fingerprint(conn) -> dict[str, tuple]:
-    """(row count, md5 of every row) of every table in chat_v11, found in the catalog."""
-    result = {}
-    for table in chat_tables(conn):
-        query = sql.SQL(
-            "select count(*), md5(coalesce(string_agg(t::text, ',' order by t::text), '')) from chat_v11.{} t"
-        ).format(sql.Identifier(table))
-        result[table] = conn.execute(query).fetchone()
-    return result
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
+
+from pytest_tests.helpers import fingerprint
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
@@ -180,24 +181,6 @@ FAULTS = [
     ("role-person-soft-hyphen", "select * from public.chat_set_v11_incident_role(1, 'IC', %s)", ("\u00ad",),
      "RO001", ["none visible"], None),
 ]
-
-
-def chat_tables(conn) -> list[str]:
-    rows = conn.execute(
-        "select c.relname from pg_class c where c.relnamespace = 'chat_v11'::regnamespace "
-        "and c.relkind in ('r', 'p') order by 1"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def fingerprint(conn) -> dict[str, tuple]:
-    result = {}
-    for table in chat_tables(conn):
-        query = sql.SQL(
-            "select count(*), md5(coalesce(string_agg(t::text, ',' order by t::text), '')) from chat_v11.{} t"
-        ).format(sql.Identifier(table))
-        result[table] = conn.execute(query).fetchone()
-    return result
 
 
 @pytest.fixture
