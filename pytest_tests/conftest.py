@@ -10,6 +10,7 @@ import pytest
 
 from chat_rollout import migrate
 from chat_rollout.server import Server, from_environment
+from pytest_tests.helpers import create_database, drop_database
 
 TEST_ROLES = {
     "chat_test_reader": "chat_rollout_reader",
@@ -43,25 +44,6 @@ def pytest_sessionfinish(session, exitstatus):
 @pytest.fixture(scope="session")
 def pg_server() -> Server:
     return _get_server()
-
-
-def admin_connect(server: Server) -> psycopg.Connection:
-    return psycopg.connect(server.url, autocommit=True)
-
-
-def create_database(server: Server, name: str, template: str | None = None) -> str:
-    with admin_connect(server) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        if template:
-            conn.execute(f'create database "{name}" template "{template}"')
-        else:
-            conn.execute(f'create database "{name}"')
-    return server.url_for(name)
-
-
-def drop_database(server: Server, name: str) -> None:
-    with admin_connect(server) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
 
 
 @pytest.fixture(scope="session")

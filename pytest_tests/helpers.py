@@ -73,3 +73,22 @@ def fingerprint(conn: psycopg.Connection) -> dict[str, tuple]:
         ).format(sql.Identifier(table))
         result[table] = conn.execute(query).fetchone()
     return result
+
+
+def admin_connect(server) -> psycopg.Connection:
+    return psycopg.connect(server.url, autocommit=True)
+
+
+def create_database(server, name: str, template: str | None = None) -> str:
+    with admin_connect(server) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')
+        if template:
+            conn.execute(f'create database "{name}" template "{template}"')
+        else:
+            conn.execute(f'create database "{name}"')
+    return server.url_for(name)
+
+
+def drop_database(server, name: str) -> None:
+    with admin_connect(server) as conn:
+        conn.execute(f'drop database if exists "{name}" with (force)')

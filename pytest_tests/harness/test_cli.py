@@ -24,8 +24,7 @@ from chat_rollout import server as server_module
 from chat_rollout.demo import run_demo
 from chat_rollout.migrate import alembic_config
 from chat_rollout.server import ServerUnavailable
-from pytest_tests.conftest import drop_database
-from pytest_tests.helpers import arrange_state, history, set_state, state
+from pytest_tests.helpers import arrange_state, drop_database, history, set_state, state
 
 runner = CliRunner()
 

@@ -10,8 +10,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from chat_rollout import cli, migrate
-from pytest_tests.conftest import drop_database
-from pytest_tests.helpers import set_state
+from pytest_tests.helpers import drop_database, set_state
 
 runner = CliRunner()
 

@@ -24,9 +24,8 @@ import pytest
 import sqlalchemy.exc
 
 from chat_rollout import migrate, scenarios
-from pytest_tests.conftest import create_database, drop_database
 from pytest_tests.guardrails.helpers import put, sample
-from pytest_tests.helpers import set_state
+from pytest_tests.helpers import create_database, drop_database, set_state
 from pytest_tests.migrations.test_migrations import HEAD, alembic_version, psycopg_error
 
 REVISIONS = ["0001", "0002", "0003"]

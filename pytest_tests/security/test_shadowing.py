@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from pytest_tests.conftest import create_database, drop_database
+from pytest_tests.helpers import create_database, drop_database
 
 OPERATOR, INGEST, ADMIN = "chat_test_operator", "chat_test_ingest", "chat_test_admin"
 LOGINS = [OPERATOR, INGEST, ADMIN]
