@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import json
+import time
+
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
+from typer.testing import CliRunner
+
+from chat_rollout import PROJECT_ROOT, cli
+
+# the example postmortem of the docs, complete (playbook section 10)
+POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
+
+_runner = CliRunner()
 
 
 def login(db_url: str, user: str, **kwargs) -> psycopg.Connection:
@@ -92,3 +103,23 @@ def create_database(server, name: str, template: str | None = None) -> str:
 def drop_database(server, name: str) -> None:
     with admin_connect(server) as conn:
         conn.execute(f'drop database if exists "{name}" with (force)')
+
+
+def invoke(args: list[str], url: str, **env: str | None):
+    """Run the CLI with DATABASE_URL=url and a wide, colourless console."""
+    environment = {"DATABASE_URL": url, "COLUMNS": "200", "NO_COLOR": "1", "CHAT_ROLLOUT_DOCKER": None, **env}
+    return _runner.invoke(cli.app, args, env=environment)
+
+
+def wait_for_listener(conn: psycopg.Connection, dbname: str, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listening = conn.execute(
+            "select 1 from pg_stat_activity where datname = %s and application_name = 'chat-rollout watch' "
+            "and query ilike 'listen%%' and state = 'idle'",
+            (dbname,),
+        ).fetchone()
+        if listening:
+            return
+        time.sleep(0.05)
+    raise AssertionError("chat-rollout watch did not start listening")

@@ -11,30 +11,20 @@ import io
 import json
 import os
 import threading
-import time
 
 import psycopg
 import pytest
 from alembic.script import ScriptDirectory
 from rich.console import Console
-from typer.testing import CliRunner
 
 from chat_rollout import cli
 from chat_rollout import server as server_module
 from chat_rollout.demo import run_demo
 from chat_rollout.migrate import alembic_config
 from chat_rollout.server import ServerUnavailable
-from pytest_tests.helpers import arrange_state, drop_database, history, set_state, state
-
-runner = CliRunner()
+from pytest_tests.helpers import arrange_state, drop_database, history, invoke, set_state, state, wait_for_listener
 
 HEAD = ScriptDirectory.from_config(alembic_config()).get_current_head()
-
-
-def invoke(args: list[str], url: str, **env: str | None):
-    """Run the CLI with DATABASE_URL=url and a wide, colourless console."""
-    environment = {"DATABASE_URL": url, "COLUMNS": "200", "NO_COLOR": "1", "CHAT_ROLLOUT_DOCKER": None, **env}
-    return runner.invoke(cli.app, args, env=environment)
 
 
 def demo_console() -> tuple[Console, io.StringIO]:
@@ -269,20 +259,6 @@ def test_an_unavailable_server_exits_2_with_the_reason(monkeypatch, db_url):
 # --- watch ----------------------------------------------------------------------------------------
 
 
-def _wait_for_listener(conn: psycopg.Connection, dbname: str, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        listening = conn.execute(
-            "select 1 from pg_stat_activity where datname = %s and application_name = 'chat-rollout watch' "
-            "and query ilike 'listen%%' and state = 'idle'",
-            (dbname,),
-        ).fetchone()
-        if listening:
-            return
-        time.sleep(0.05)
-    raise AssertionError("chat-rollout watch did not start listening")
-
-
 def test_watch_prints_each_notification_payload(fresh_db):
     dbname, url = fresh_db
     outcome = {}
@@ -293,7 +269,7 @@ def test_watch_prints_each_notification_payload(fresh_db):
     watcher = threading.Thread(target=run_watch, daemon=True)
     watcher.start()
     with psycopg.connect(url, autocommit=True) as conn:
-        _wait_for_listener(conn, dbname)
+        wait_for_listener(conn, dbname)
         set_state(conn, "off", False, "hold")
         set_state(conn, "canary_1", True, "kill switch")
         watcher.join(timeout=15)

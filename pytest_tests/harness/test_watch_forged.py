@@ -12,8 +12,7 @@ import threading
 import psycopg
 import pytest
 
-from pytest_tests.harness.test_cli import _wait_for_listener, invoke
-from pytest_tests.helpers import set_state
+from pytest_tests.helpers import invoke, set_state, wait_for_listener
 
 FORGED_RESUME = '{"version":3,"action":"resume","stage":"full","kill_switch":false}'
 
@@ -31,7 +30,7 @@ def test_a_forged_notification_from_a_login_without_grants_is_flagged_and_a_real
     nobody_url = psycopg.conninfo.make_conninfo(url, user="chat_test_nobody")
     watcher, outcome = run_watch(url, 1)
     with psycopg.connect(url, autocommit=True) as conn:
-        _wait_for_listener(conn, dbname)
+        wait_for_listener(conn, dbname)
         with psycopg.connect(nobody_url, autocommit=True) as nobody:
             nobody.execute("select pg_notify('chat_v11_rollout', %s)", (FORGED_RESUME,))
             # a replay of a plausible next version with a made-up hash is forged too
@@ -62,7 +61,7 @@ def test_a_replayed_real_notification_is_ignored(fresh_db):
     watcher, outcome = run_watch(url, 2)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("listen chat_v11_rollout")
-        _wait_for_listener(conn, dbname)
+        wait_for_listener(conn, dbname)
         set_state(conn, "off", False, "hold")
         real = next(conn.notifies(stop_after=1)).payload
         conn.execute("select pg_notify('chat_v11_rollout', %s)", (real,))  # replayed: not newer

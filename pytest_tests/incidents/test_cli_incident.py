@@ -8,8 +8,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from chat_rollout import cli
-from pytest_tests.helpers import history, state
-from pytest_tests.incidents.test_p0_runbook import POSTMORTEM
+from pytest_tests.helpers import POSTMORTEM, history, state
 
 runner = CliRunner()
 

@@ -8,12 +8,9 @@ from datetime import timedelta
 import psycopg
 import pytest
 
-from chat_rollout import PROJECT_ROOT, scenarios
+from chat_rollout import scenarios
 from pytest_tests.guardrails.helpers import healthy_p0, put, sample
-from pytest_tests.helpers import arrange_state, history, refused, set_state, state
-
-# the example postmortem of the docs, complete (playbook section 10)
-POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
+from pytest_tests.helpers import POSTMORTEM, arrange_state, history, refused, set_state, state
 
 
 def checklist(conn, incident_id) -> dict[int, str]:

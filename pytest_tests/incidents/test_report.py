@@ -18,8 +18,7 @@ from typer.testing import CliRunner
 
 from chat_rollout import cli, report, scenarios
 from pytest_tests.guardrails.helpers import healthy_p0, put, sample
-from pytest_tests.helpers import arrange_state, set_state, state
-from pytest_tests.incidents.test_p0_runbook import POSTMORTEM
+from pytest_tests.helpers import POSTMORTEM, arrange_state, set_state, state
 
 runner = CliRunner()
 

@@ -11,8 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from pytest_tests.helpers import history, state
-from pytest_tests.incidents.test_p0_runbook import POSTMORTEM
+from pytest_tests.helpers import POSTMORTEM, history, state
 from pytest_tests.reliability.private_cluster import private_cluster, server_major, unavailable_reason
 
 DB = "chat"
