@@ -932,12 +932,17 @@ begin
          where c.prev_version = c.version - 1
            and (c.from_stage, c.from_kill_switch) is distinct from (c.prev_to_stage, c.prev_to_kill_switch)
         union all
-        -- a history row is written with the state row, in one transaction: none can be newer than the state row
+        -- the head history row is written with the state row, in one transaction: a head newer than the state row
+        -- was rewritten or re-inserted, with every row sharing its transaction (older rows are not compared with
+        -- the state row: concurrent calls take their xids in another order than the lock gives them versions)
         select min(c.version), 'written_after_state',
-               format('%s history row(s) from version %s on were written after the state row (newer xmin): '
-                      'rewritten or re-inserted', count(*), min(c.version))
-          from chain as c, state as s
-         where pg_catalog.age(c.row_xmin) < pg_catalog.age(s.row_xmin)
+               format('%s history row(s) from version %s on were written in the transaction that last wrote the head '
+                      '(version %s), after the state row: rewritten or re-inserted', count(*), min(c.version),
+                      max(hd.version))
+          from chain as c, state as s, head as hd
+         where c.row_xmin operator(pg_catalog.=) hd.row_xmin
+           and not hd.row_xmin operator(pg_catalog.=) s.row_xmin
+           and pg_catalog.age(hd.row_xmin) < pg_catalog.age(s.row_xmin)
         having count(*) > 0
         union all
         select v_checkpoint_version, 'checkpoint_mismatch',
