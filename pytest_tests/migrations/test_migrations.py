@@ -17,10 +17,10 @@ from chat_rollout import PROJECT_ROOT, migrate
 from chat_rollout.migration_support import frozen_sql
 from pytest_tests.helpers import history, set_state, state
 from pytest_tests.migrations.catalog import assert_same_catalog, catalog_diff, catalog_of
+from pytest_tests.migrations.support import HEAD, alembic_version, psycopg_error, query
 
 SQL_DIR = PROJECT_ROOT / "sql"
 FROZEN_DIR = PROJECT_ROOT / "migrations" / "frozen"
-HEAD = "0007"
 _names = itertools.count(1)
 
 
@@ -36,15 +36,6 @@ def run_psql(pg_server, url: str, script: Path) -> subprocess.CompletedProcess:
         text=True,
         timeout=120,
     )  # fmt: skip
-
-
-def query(url: str, sql: str, params=None) -> list[tuple]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()
-
-
-def alembic_version(url: str) -> list[str]:
-    return [row[0] for row in query(url, "select version_num from public.alembic_version")]
 
 
 def chat_v11_exists(url: str) -> bool:
@@ -81,11 +72,6 @@ def make_operator_data(conn: psycopg.Connection, kind: str) -> None:
         set_state(conn, "off", False, "hold")
     if kind in ("policy", "both"):
         conn.execute("""select * from public.chat_set_v11_policy('state_lock_timeout', '"3 seconds"')""")
-
-
-def psycopg_error(exc: BaseException) -> psycopg.Error:
-    """The server's error behind what Alembic raised (SQLAlchemy wraps what goes through op.execute)."""
-    return exc.orig if isinstance(exc, sqlalchemy.exc.DBAPIError) else exc
 
 
 def write(tmp_path: Path, name: str, text: str) -> Path:

@@ -26,7 +26,7 @@ import sqlalchemy.exc
 from chat_rollout import migrate, scenarios
 from pytest_tests.guardrails.helpers import put, sample
 from pytest_tests.helpers import create_database, drop_database, set_state
-from pytest_tests.migrations.test_migrations import HEAD, alembic_version, psycopg_error
+from pytest_tests.migrations.support import HEAD, alembic_version, psycopg_error
 
 REVISIONS = ["0001", "0002", "0003"]
 KILL = "select * from public.chat_set_v11_rollout_state('off', true, 'kill')"

@@ -2,16 +2,9 @@
 
 from __future__ import annotations
 
-import psycopg
 import pytest
 
-READER, OPERATOR, INGEST, ADMIN = (
-    "chat_rollout_reader",
-    "chat_rollout_operator",
-    "chat_rollout_ingest",
-    "chat_rollout_admin",
-)
-NOBODY = "chat_test_nobody"
+from pytest_tests.security.roles import ADMIN, INGEST, OPERATOR, READER, ROLES, TABLES, as_role
 
 # every API function, a call that is valid for it, and the group roles allowed to run it
 API = [
@@ -43,27 +36,9 @@ API = [
     ("select * from chat_get_v11_incident_timeline(1)", {READER, OPERATOR, ADMIN}),
     ("select * from chat_close_v11_incident(1, 'done')", {OPERATOR}),
 ]
-ROLES = [READER, OPERATOR, INGEST, ADMIN, NOBODY]
 # The one API function that is SECURITY INVOKER (the hot read path, docs/design.md "The hot read path"): an
 # inlinable language sql function over the read-only view chat_v11_read.rollout_state (test_read_path.py).
 INVOKER_API = {"chat_get_v11_rollout_state"}
-TABLES = [
-    "stage", "policy", "metric", "rollout_state", "rollout_history", "config_change", "metric_sample", "incident",
-    "incident_entry",
-]
-
-
-def as_role(conn, role: str, sql: str) -> str | None:
-    """Run sql as role; the SQLSTATE of a refusal, or None when it ran."""
-    try:
-        with conn.transaction():
-            conn.execute(f"set local role {role}")
-            conn.execute(sql)
-    except psycopg.Error as exc:
-        return exc.diag.sqlstate
-    return None
-
-
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("sql,allowed", API, ids=[a[0].split("(")[0].split()[-1] for a in API])
 def test_execute_matrix(conn, role, sql, allowed):
