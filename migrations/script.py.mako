@@ -4,8 +4,9 @@ Revision ID: ${up_revision}
 Revises: ${down_revision | comma,n}
 Create Date: ${create_date}
 
-The SQL this revision applies is frozen in migrations/frozen/ (written by tools/freeze_revision.py):
-it never reads the live sql/ tree, so history cannot change under a deployed database.
+Its SQL is upgrade.sql and downgrade.sql beside this file (tools/revision.py build): it never reads the live
+sql/ tree, so history cannot change under a deployed database. Start a revision with tools/revision.py new, which
+makes the folder; `alembic revision` would write a single file.
 """
 
 from chat_rollout.migration_support import frozen_sql, run_sql

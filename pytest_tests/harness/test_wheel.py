@@ -66,7 +66,7 @@ def test_the_installed_wheel_migrates_a_database_from_any_directory_and_lists_ev
             row = conn.execute(
                 "select stage, kill_switch, action from chat_set_v11_rollout_state('off', true, 'wheel kill')"
             ).fetchone()
-        assert revision == sorted(p.name[:4] for p in (PROJECT_ROOT / "migrations" / "versions").glob("[0-9]*.py"))[-1]
+        assert revision == sorted(p.name[:4] for p in (PROJECT_ROOT / "migrations" / "versions").glob("[0-9]*_*"))[-1]
         assert row == ("off", True, "kill")
         listing = run(installed, "seed", "--list", url=pg_server.url_for(name), cwd=outside)
         assert listing.returncode == 0, listing.stderr
@@ -111,8 +111,13 @@ def test_the_installed_offline_upgrade_applies_with_psql_and_the_playbook_calls_
 def test_the_wheel_carries_the_sql_migrations_and_scenarios(installed):
     site = next(installed.parent.parent.glob("lib/python*/site-packages"))
     shipped = site / "chat_rollout" / "_project"
-    for folder in ("sql", "migrations/versions", "migrations/frozen", "scenarios"):
+    for folder in ("sql", "migrations/versions", "migrations/versions/0001_foundation", "scenarios"):
         assert any((shipped / folder).iterdir()), folder
     assert (shipped / "alembic.ini").is_file()
-    shipped_revisions = sorted(p.name for p in (shipped / "migrations" / "versions").glob("[0-9]*.py"))
-    assert shipped_revisions == sorted(p.name for p in (PROJECT_ROOT / "migrations" / "versions").glob("[0-9]*.py"))
+
+    def files(root):  # every revision's folder, byte for byte
+        base = root / "migrations" / "versions"
+        return {p.relative_to(base).as_posix(): p.read_bytes() for p in base.rglob("*")
+                if p.is_file() and "__pycache__" not in p.parts}  # fmt: skip
+
+    assert files(shipped) == files(PROJECT_ROOT)

@@ -20,7 +20,6 @@ from pytest_tests.migrations.catalog import assert_same_catalog, catalog_diff, c
 from pytest_tests.migrations.support import HEAD, alembic_version, psycopg_error, query
 
 SQL_DIR = PROJECT_ROOT / "sql"
-FROZEN_DIR = PROJECT_ROOT / "migrations" / "frozen"
 _names = itertools.count(1)
 
 
@@ -117,11 +116,13 @@ def test_every_revision_applies_its_frozen_sql_never_the_live_sql_tree():
     revisions = list(script_directory().walk_revisions())
     assert revisions, "no revisions found"
     for rev in revisions:
+        folder = Path(rev.path).parent
+        assert Path(rev.path).name == "revision.py" and folder.name.startswith(f"{rev.revision}_"), rev.path
         source = Path(rev.path).read_text(encoding="utf-8")
         assert "PROJECT_ROOT" not in source, f"{rev.path} reaches into the project tree"
         assert "/sql/" not in source, f"{rev.path} names the live sql/ tree"
         for direction in ("upgrade", "downgrade"):
-            frozen = FROZEN_DIR / f"{Path(rev.path).stem}.{direction}.sql"
+            frozen = folder / f"{direction}.sql"
             assert frozen.is_file(), f"revision {rev.revision} has no frozen {direction} script"
             assert frozen_sql(rev.path, direction) == frozen.read_text(encoding="utf-8")
             assert frozen.read_text(encoding="utf-8").strip()

@@ -8,9 +8,14 @@ from alembic import context, op
 
 
 def frozen_sql(revision_file: str, direction: str) -> str:
-    """The frozen script of a revision: migrations/frozen/<revision file stem>.<direction>.sql."""
+    """The frozen script of a revision: ``<direction>.sql`` beside its ``revision.py``.
+
+    Every revision is one folder, ``migrations/versions/NNNN_name/`` (``migrations/README.md``). The revision files
+    of 0001-0007 were written when the scripts lived in ``migrations/frozen/``; they are released, so their text
+    (and their docstrings naming the old place) never changes: this function is what moved.
+    """
     here = Path(revision_file).resolve()
-    return (here.parent.parent / "frozen" / f"{here.stem}.{direction}.sql").read_text(encoding="utf-8")
+    return (here.parent / f"{direction}.sql").read_text(encoding="utf-8")
 
 
 def run_sql(script: str) -> None:
