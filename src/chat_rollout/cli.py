@@ -32,7 +32,8 @@ from rich.text import Text
 
 from . import __version__, scenarios, section8, server
 from . import report as incident_report
-from .demo import CHANNEL, DEMO_DATABASE, prepare_database, print_pg_error, run_demo
+from .demo import CHANNEL, DEMO_DATABASE, prepare_database, run_demo
+from .render import print_pg_error
 from .server import Server, ServerUnavailable
 
 DEFAULT_DATABASE = "chat_rollout"

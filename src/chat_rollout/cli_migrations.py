@@ -120,7 +120,7 @@ def register(app: typer.Typer, *, guard, environment_server, target, out, err, d
             except Exception as exc:  # alembic wraps the driver's error
                 pg = exc if isinstance(exc, psycopg.Error) else getattr(exc, "orig", None)
                 if isinstance(pg, psycopg.Error) and pg.sqlstate == "RO013":
-                    from .demo import print_pg_error
+                    from .render import print_pg_error
 
                     print_pg_error(err(), pg)
                     err().print(confirm_hint(revision, database))
