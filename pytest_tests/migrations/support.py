@@ -5,7 +5,10 @@ from __future__ import annotations
 import psycopg
 import sqlalchemy.exc
 
-HEAD = "0007"
+from chat_rollout import PROJECT_ROOT
+
+#: The newest revision folder (the tests check Alembic agrees that it is the one head).
+HEAD = sorted(p.name for p in (PROJECT_ROOT / "migrations" / "versions").glob("[0-9][0-9][0-9][0-9]_*"))[-1][:4]
 
 
 def query(url: str, sql: str, params=None) -> list[tuple]:
