@@ -37,6 +37,7 @@ import datetime as dt
 import hashlib
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -370,7 +371,7 @@ def command_new(name: str, message: str, root: Path = ROOT) -> list[str]:
     folder = versions_dir(root) / f"{number}_{name}"
     (folder / "steps" / "down").mkdir(parents=True)
     (folder / "revision.py").write_text(REVISION_TEMPLATE.format(
-        message=message.strip().rstrip(".") + ".", number=number, previous=previous,
+        message=textwrap.fill(message.strip().rstrip(".") + ".", width=116), number=number, previous=previous,
         date=dt.date.today().isoformat()), encoding="utf-8")
     for direction, text in built(folder, root).items():
         (folder / direction).write_text(text, encoding="utf-8")

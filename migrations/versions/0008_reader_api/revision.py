@@ -1,4 +1,5 @@
-"""The reader API the incident report needs: the metric rules, the stored samples of a time range and an incident's postmortem, for readers (the report no longer needs the owner).
+"""The reader API the incident report needs: the metric rules, the stored samples of a time range and an incident's
+postmortem, for readers (the report no longer needs the owner).
 
 Revision ID: 0008
 Revises: 0007
