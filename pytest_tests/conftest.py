@@ -1,24 +1,24 @@
-"""The harness: one server per run (SPEC section 3), one migrated template, a fresh clone per test."""
+"""The harness: one server per run (SPEC section 3), one migrated template, a fresh clone per test.
+
+Fixtures only; the helpers the tests share are in pytest_tests/support/ (see pytest_tests/README.md).
+"""
 
 from __future__ import annotations
 
 import itertools
+import json
 import os
 
 import psycopg
 import pytest
 
-from chat_rollout import migrate
+from chat_rollout import PROJECT_ROOT, migrate
 from chat_rollout.server import Server, from_environment
-from pytest_tests.helpers import create_database, drop_database
+from pytest_tests.support.databases import create_database, drop_database
+from pytest_tests.support.roles import TEST_ROLES
 
-TEST_ROLES = {
-    "chat_test_reader": "chat_rollout_reader",
-    "chat_test_operator": "chat_rollout_operator",
-    "chat_test_ingest": "chat_rollout_ingest",
-    "chat_test_admin": "chat_rollout_admin",
-    "chat_test_nobody": None,
-}
+#: The complete example postmortem of the docs (playbook section 10): the one source of the tests' postmortem.
+POSTMORTEM_EXAMPLE = PROJECT_ROOT / "docs" / "examples" / "postmortem.json"
 
 _counter = itertools.count(1)
 _server: Server | None = None
@@ -91,3 +91,9 @@ def empty_db(pg_server: Server):
     url = create_database(pg_server, name)
     yield name, url
     drop_database(pg_server, name)
+
+
+@pytest.fixture
+def postmortem_example() -> dict:
+    """The example postmortem of docs/examples/postmortem.json, complete; a fresh copy per test (change it freely)."""
+    return json.loads(POSTMORTEM_EXAMPLE.read_text(encoding="utf-8"))

@@ -34,6 +34,7 @@ from pathlib import Path
 import psycopg
 
 from chat_rollout import PROJECT_ROOT, scenarios
+from metric_samples import iso, sample  # the tests' sample writer too (pytest_tests/support/samples.py)
 from scratch_db import run_in_scratch
 
 SCHEMAS = ["public", "chat_v11"]
@@ -69,21 +70,6 @@ select pg_catalog.count(*) filter (where s.exec_stmts > 0) as executed,
 
 
 # --- the workload -------------------------------------------------------------------------------------------
-
-
-def iso(t: datetime) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
-def sample(metric: str, cohort: str, at: datetime, numerator=0, denominator=1000, value=None) -> dict:
-    s = {"metric": metric, "cohort": cohort, "bucket_start": iso(at)}
-    if metric == "recovery_p95_ms":
-        s["value"] = 800.0 if value is None else value
-    elif metric == "pending_forever_count":
-        s["numerator"] = numerator
-    else:
-        s["numerator"], s["denominator"] = numerator, denominator
-    return s
 
 
 class Workload:

@@ -26,8 +26,9 @@ that newest frozen text. So sql/ files may be renamed, renumbered or regrouped f
 count. A function is keyed with its argument types, as PostgreSQL identifies it: a changed signature is a new
 object, and the step that drops the old form and the down fragment that re-creates it are hand-written (as 0007's).
 
-Released means pinned: once a revision lands on main, migrations/released.sum holds the sha256 of its three files,
-`check` (tools/lint, pytest_tests/migrations/test_released.py) fails on one changed byte, and `build` refuses it.
+Released means pinned: migrations/released.sum holds the sha256 of a released revision's three files (`release`, at
+the latest when the work that made it is handed over, or `new`), `check` (tools/lint,
+pytest_tests/migrations/test_released.py) fails on one changed byte, and `build` refuses it.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import math
 import psycopg
 import pytest
 
-from pytest_tests.helpers import chat_tables, fingerprint
+from pytest_tests.support.databases import chat_tables, fingerprint
 
 OK = "OK"
 MB = "x" * (1024 * 1024)
@@ -110,6 +110,22 @@ CASES = [
             ("minus-infinity", "-infinity", OK),
             ("far-future", "9999-12-31T23:59:59Z", OK),
             ("far-past", "1970-01-01T00:00:00Z", OK),
+        ]
+    ],
+    # --- chat_get_v11_metric_rules() / chat_get_v11_metric_samples(p_from, p_to): a range that runs forward, <= 31 days
+    ("metric-rules-actor-injection", "chat_get_v11_metric_rules", "select * from public.chat_get_v11_metric_rules()",
+     None, OK),
+    *[
+        (f"samples-{label}", "chat_get_v11_metric_samples",
+         "select * from public.chat_get_v11_metric_samples(%s::timestamptz, %s::timestamptz)", values, expected)
+        for label, values, expected in [
+            ("null-from", (None, "2026-01-01T00:00:00Z"), "RO011"),
+            ("null-to", ("2026-01-01T00:00:00Z", None), "RO011"),
+            ("reversed", ("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"), "RO011"),
+            ("32-days", ("2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"), "RO011"),
+            ("31-days", ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"), OK),
+            ("one-instant", ("2026-01-01T00:00:00Z", "2026-01-01T00:00:00Z"), OK),
+            ("infinity", ("-infinity", "infinity"), "RO011"),
         ]
     ],
     # --- chat_set_v11_rollout_state(p_stage, p_kill_switch, p_reason)
@@ -309,6 +325,7 @@ CASES = [
              "select * from public.chat_get_v11_incident_checklist(%s)", "RO030"),
             ("chat_get_v11_incident_timeline", "timeline",
              "select * from public.chat_get_v11_incident_timeline(%s)", "RO030"),
+            ("chat_get_v11_postmortem", "get-postmortem", "select public.chat_get_v11_postmortem(%s)", "RO030"),
             ("chat_close_v11_incident", "close", "select * from public.chat_close_v11_incident(%s, 'done')",
              "RO030"),
         ]

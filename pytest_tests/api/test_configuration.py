@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pytest_tests.helpers import refused
+from pytest_tests.support.calls import refused
 
 
 def audit(conn) -> list[tuple]:

@@ -10,7 +10,7 @@ import time
 
 import psycopg
 
-from pytest_tests.helpers import arrange_state, login, refused, snapshot, state
+from pytest_tests.support.calls import arrange_state, login, refused, snapshot, state
 
 CHANGE = "select * from chat_set_v11_stage_settings(%s, %s::numeric, %s::interval)"
 

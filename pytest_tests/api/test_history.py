@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from pytest_tests.helpers import history, refused, set_state
+from pytest_tests.support.calls import history, refused, set_state
 
 VERIFY = "select ok, rows_checked, first_broken_version, problem from chat_verify_v11_history()"
 

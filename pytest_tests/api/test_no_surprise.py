@@ -8,8 +8,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chat_rollout import scenarios
-from pytest_tests.guardrails.helpers import healthy_p0, put, sample
-from pytest_tests.helpers import arrange_state, history, refused, set_state, snapshot, state
+from chat_rollout.utc import utc
+from pytest_tests.support.calls import arrange_state, history, refused, set_state, snapshot, state
+from pytest_tests.support.samples import healthy_p0, put, sample
 
 
 def notices(conn) -> list[str]:
@@ -96,8 +97,8 @@ def test_a_refused_resume_names_the_earliest_time_the_exit_window_can_be_clean(c
     before = snapshot(conn)
     err = refused(conn, "select * from chat_set_v11_rollout_state('canary_1', false, 'hold')")
     assert err.diag.sqlstate == "RO007"
-    expected = (spike + timedelta(minutes=30)).strftime("%Y-%m-%d %H:%M:%S")
-    assert f"can be clean at {expected} UTC at the earliest" in err.diag.message_detail
+    expected = utc(spike + timedelta(minutes=30))
+    assert f"can be clean at {expected} at the earliest" in err.diag.message_detail
     assert "asks to resume" in err.diag.message_primary
     assert err.diag.message_hint.startswith("To hold, do nothing: promotion is already frozen")
     assert snapshot(conn) == before

@@ -16,6 +16,9 @@ GETS = [
     "select * from public.chat_get_v11_incidents()",
     "select * from public.chat_get_v11_incident_checklist(1)",
     "select * from public.chat_get_v11_incident_timeline(1)",
+    "select * from public.chat_get_v11_metric_rules()",
+    "select count(*) from public.chat_get_v11_metric_samples(now() - interval '1 hour', now())",
+    "select public.chat_get_v11_postmortem(1)",
 ]
 
 

@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from pytest_tests.helpers import arrange_state, history, login, refused, set_state, state
+from pytest_tests.support.calls import arrange_state, history, login, refused, set_state, state
 
 
 def configuration(conn) -> tuple:
@@ -66,7 +66,7 @@ def test_a_full_send_stall_still_fails_the_p0_gate_after_the_refused_threshold(c
     from datetime import timedelta
 
     from chat_rollout import scenarios
-    from pytest_tests.guardrails.helpers import healthy_p0, put, sample
+    from pytest_tests.support.samples import healthy_p0, put, sample
 
     conn.execute("select chat_set_v11_policy('auto_kill', 'false')")
     refused(conn, "select * from chat_set_v11_metric_rule('send_stall_rate', '{\"threshold\": 5}')")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from pytest_tests.helpers import arrange_state, history
+from pytest_tests.support.calls import arrange_state, history
 
 
 def stage_since(conn):

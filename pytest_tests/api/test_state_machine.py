@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tests.helpers import arrange_state, history, refused, set_state, snapshot, state
+from pytest_tests.support.calls import arrange_state, history, refused, set_state, snapshot, state
 
 
 def test_initial_state_is_off_with_one_init_row(conn):

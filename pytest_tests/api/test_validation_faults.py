@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import copy
 import json
-from pathlib import Path
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import psycopg
 import pytest
 
-from pytest_tests.helpers import fingerprint
+from pytest_tests.support.databases import fingerprint
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
 MB = 1024 * 1024
 ALIGNED = "2026-01-01T00:00:00Z"
 JSON_PUT = "select public.chat_put_v11_metric_samples(%s::jsonb)"
@@ -44,10 +43,27 @@ def raw_batch(*texts: str) -> str:
     return "[" + ", ".join(texts) + "]"
 
 
-def postmortem(change) -> str:
-    document = copy.deepcopy(POSTMORTEM)
-    change(document)
-    return json.dumps(document)
+@dataclass(frozen=True)
+class Postmortem:
+    """The example postmortem (fixture postmortem_example) with one change, written as JSON when the test runs."""
+
+    change: Callable[[dict], None]
+
+    def render(self, example: dict) -> str:
+        document = copy.deepcopy(example)
+        self.change(document)
+        return json.dumps(document)
+
+
+def postmortem(change) -> Postmortem:
+    return Postmortem(change)
+
+
+def written(params, example: dict):
+    """The call's parameters with every Postmortem written from the example."""
+    if params is None:
+        return None
+    return type(params)(p.render(example) if isinstance(p, Postmortem) else p for p in params)
 
 
 def action_item(**fields):
@@ -195,8 +211,9 @@ def incident(conn):
     [pytest.param(*case[1:], id=case[0]) for case in FAULTS],
 )
 def test_each_fault_is_refused_naming_sample_and_field_and_nothing_is_written(incident, statement, params, expected,
-                                                                              needles, session):
+                                                                              needles, session, postmortem_example):
     conn = incident
+    params = written(params, postmortem_example)
     if session:
         conn.execute(session)
     before = fingerprint(conn)
@@ -247,13 +264,13 @@ def test_a_root_cause_with_layer_and_cause_is_accepted(incident):
     assert row.fetchone()[0] == "backend: 🚨 откат"
 
 
-def test_a_postmortem_at_the_limits_is_accepted(incident):
+def test_a_postmortem_at_the_limits_is_accepted(incident, postmortem_example):
     def change(document):
         many_action_items(200)(document)
         document["timeline"] = [f"19:{i % 60:02d} UTC step {i}" for i in range(200)]
         document["timeline"][0] = {"at": "19:20 UTC", "what": "spike"}
         document["action_items"][0]["deadline"] = "2028-02-29"
-    row = incident.execute(POSTMORTEM_PUT, (postmortem(change),)).fetchone()
+    row = incident.execute(POSTMORTEM_PUT, (postmortem(change).render(postmortem_example),)).fetchone()
     assert row[2] == 200
 
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import time
 
-import psycopg
-
-from pytest_tests.helpers import arrange_state, set_state
+from pytest_tests.support.calls import arrange_state, checks, gates, set_state
 
 GATE_COLUMNS = [
     "gate_p0_ok", "gate_p1_ok", "rollout_decision", "promotion_allowed", "stage", "kill_switch",
@@ -20,19 +18,6 @@ P0 = {
     "send_stall_rate", "pending_forever_count",
 }
 P1 = {"resync_range_unavailable_rate", "full_state_rate", "forced_resync_rate", "recovery_p95_ms"}
-
-
-def gates(conn, at=None) -> dict:
-    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-    if at is None:
-        return cur.execute("select * from chat_get_v11_release_gates()").fetchone()
-    return cur.execute("select * from chat_get_v11_release_gates(%s)", (at,)).fetchone()
-
-
-def checks(conn, at=None) -> dict:
-    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
-    rows = cur.execute("select * from chat_get_v11_gate_checks(coalesce(%s, now()))", (at,)).fetchall()
-    return {r["metric"]: r for r in rows}
 
 
 def test_release_gates_have_the_spec_columns(conn):

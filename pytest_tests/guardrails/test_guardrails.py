@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from chat_rollout import scenarios
-from pytest_tests.guardrails.helpers import healthy, put, sample
-from pytest_tests.helpers import arrange_state, history, state
+from pytest_tests.support.calls import arrange_state, history, state
+from pytest_tests.support.samples import healthy, put, sample
 
 
 def run(conn) -> list[tuple]:

@@ -14,8 +14,8 @@ import psycopg
 import pytest
 
 from chat_rollout import scenarios
-from pytest_tests.guardrails.helpers import iso, put, sample
-from pytest_tests.helpers import state
+from pytest_tests.support.calls import state
+from pytest_tests.support.samples import iso, put, sample
 
 NOW = scenarios.anchor_now
 

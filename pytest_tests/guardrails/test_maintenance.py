@@ -13,8 +13,8 @@ import psycopg
 import pytest
 
 from chat_rollout import scenarios
-from pytest_tests.guardrails.helpers import healthy, put, sample
-from pytest_tests.helpers import arrange_state, login, refused, state
+from pytest_tests.support.calls import arrange_state, login, refused, state
+from pytest_tests.support.samples import healthy, put, sample
 
 OLD_ADVISORY_LOCK = "select pg_advisory_lock(hashtext('chat_v11.metric_sample maintenance'))"
 

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from pytest_tests.guardrails.helpers import put, sample
+from pytest_tests.support.samples import put, sample
 
 
 def run(conn) -> list[tuple]:
@@ -169,7 +169,7 @@ def test_maintenance_skips_and_never_queues_behind_a_busy_lock(conn, db_url):
 
 def test_a_guardrails_run_that_changed_the_state_reports_maintenance_too_and_creates_nothing(conn):
     """A run that froze the rollout still says that maintenance is overdue; the partitions come from maintenance."""
-    from pytest_tests.helpers import arrange_state
+    from pytest_tests.support.calls import arrange_state
 
     arrange_state(conn, "promote", "canary_1", False, False)
     ahead = utc_today() + timedelta(days=1)

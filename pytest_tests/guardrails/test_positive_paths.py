@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from chat_rollout import scenarios
-from pytest_tests.guardrails.helpers import healthy, put, sample
-from pytest_tests.helpers import history, refused, set_state, state
+from pytest_tests.support.calls import history, refused, set_state, state
+from pytest_tests.support.samples import healthy, put, sample
 
 
 def test_promotion_off_to_full_with_green_gates_each_stage_observed(conn):

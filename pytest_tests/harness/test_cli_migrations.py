@@ -10,7 +10,8 @@ import psycopg
 from typer.testing import CliRunner
 
 from chat_rollout import cli, migrate
-from pytest_tests.helpers import drop_database, set_state
+from pytest_tests.support.calls import set_state
+from pytest_tests.support.databases import drop_database
 
 runner = CliRunner()
 

@@ -8,19 +8,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import psycopg
-from typer.testing import CliRunner
 
-from chat_rollout import cli, scenarios
-from pytest_tests.helpers import history, state
-
-runner = CliRunner()
-
-
-def invoke(args: list[str], url: str):
-    """Run the CLI with DATABASE_URL=url and a wide, colourless console."""
-    return runner.invoke(
-        cli.app, args, env={"DATABASE_URL": url, "COLUMNS": "200", "NO_COLOR": "1", "CHAT_ROLLOUT_DOCKER": None}
-    )
+from chat_rollout import scenarios
+from pytest_tests.support.calls import history, invoke, state
 
 
 def _samples(conn: psycopg.Connection) -> tuple[int, datetime | None, datetime | None]:

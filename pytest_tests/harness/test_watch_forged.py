@@ -12,7 +12,7 @@ import threading
 import psycopg
 import pytest
 
-from pytest_tests.helpers import invoke, set_state, wait_for_listener
+from pytest_tests.support.calls import invoke, set_state, wait_for_listener
 
 FORGED_RESUME = '{"version":3,"action":"resume","stage":"full","kill_switch":false}'
 

@@ -16,7 +16,7 @@ import psycopg
 import pytest
 
 from chat_rollout import PROJECT_ROOT
-from pytest_tests.helpers import create_database, drop_database
+from pytest_tests.support.databases import create_database, drop_database
 
 SCENARIOS = sorted(p.stem for p in (PROJECT_ROOT / "scenarios").glob("*.toml") if not p.stem.startswith("_"))
 

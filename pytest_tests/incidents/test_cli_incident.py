@@ -8,7 +8,7 @@ import psycopg
 from typer.testing import CliRunner
 
 from chat_rollout import cli
-from pytest_tests.helpers import POSTMORTEM, history, state
+from pytest_tests.support.calls import history, state
 
 runner = CliRunner()
 
@@ -56,7 +56,7 @@ def test_a_p0_opened_from_the_cli_engages_the_kill_switch(db_url):
         assert state(conn)["kill_switch"] is True
 
 
-def test_the_incident_walk_from_the_cli(db_url, tmp_path):
+def test_the_incident_walk_from_the_cli(db_url, tmp_path, postmortem_example):
     """A P2 (no exit criteria from the gates) through every sub-command: roles, log, severity, status, snapshot,
     checklist, timeline, postmortem from a file, close."""
     ok(["incident", "open", "P2", "old clients send v1.0 frames"], db_url)
@@ -99,7 +99,7 @@ def test_the_incident_walk_from_the_cli(db_url, tmp_path):
     assert result.exit_code == 1 and "invalid JSON: " in result.output and "line 1" in result.output
     result = invoke(["incident", "postmortem", "1", str(tmp_path / "missing.json")], db_url)
     assert result.exit_code == 1 and "cannot read the postmortem" in result.output
-    out = ok(["incident", "postmortem", "1", "-"], db_url, stdin=json.dumps(POSTMORTEM))
+    out = ok(["incident", "postmortem", "1", "-"], db_url, stdin=json.dumps(postmortem_example))
     assert "postmortem stored with 3 action items" in out
 
     out = ok(["incident", "close", "1", "postmortem reviewed"], db_url)

@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import threading
 import time
-from datetime import UTC, timedelta
+from datetime import timedelta
 
 import psycopg
 import pytest
 
-from chat_rollout import PROJECT_ROOT, scenarios
-from pytest_tests.guardrails.helpers import healthy_p0, put, sample
-from pytest_tests.helpers import arrange_state, history, refused, set_state, state
-
-POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
+from chat_rollout import scenarios
+from chat_rollout.utc import utc
+from pytest_tests.support.calls import arrange_state, history, refused, set_state, state
+from pytest_tests.support.samples import healthy_p0, put, sample
 
 
 def notices(conn) -> list[str]:
@@ -105,7 +104,7 @@ def test_a_p0_declaration_while_a_p2_is_open_raises_it_to_p0_and_engages_the_kil
     assert [e[0] for e in timeline] == ["opened", "fact", "escalation"]
     assert timeline[2][1].startswith("severity P2 -> P0: a P0 declaration joined it: receipts missing")
     user = conn.execute("select session_user").fetchone()[0]
-    opened = p2["opened_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S")
+    opened = utc(p2["opened_at"], "plain")
     assert len(seen) == 1
     assert seen[0].startswith(f"incident {p2['incident_id']} is already open (P2, opened by {user} at {opened} UTC)")
     assert seen[0].endswith(": this declaration joined it, severity P2 -> P0")
@@ -145,9 +144,11 @@ def test_a_declaration_joins_a_resolved_incident_and_a_p0_one_reopens_it(conn):
     assert err.diag.sqlstate == "RO032"
 
 
-def test_a_declaration_after_the_close_opens_a_new_incident(conn):
+def test_a_declaration_after_the_close_opens_a_new_incident(conn, postmortem_example):
     first = declare(conn, "P2", "typo in a banner")
-    conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (first["incident_id"], json.dumps(POSTMORTEM)))
+    conn.execute(
+        "select chat_put_v11_postmortem(%s, %s::jsonb)", (first["incident_id"], json.dumps(postmortem_example))
+    )
     conn.execute("select chat_set_v11_incident_status(%s, 'resolved', 'fixed')", (first["incident_id"],))
     conn.execute("select chat_close_v11_incident(%s, 'reviewed')", (first["incident_id"],))
     seen = notices(conn)
@@ -243,9 +244,9 @@ def test_a_declaration_racing_the_guardrails_automatic_kill_produces_one_inciden
     assert (history(conn, 1)[0]["action"], history(conn, 1)[0]["incident_id"]) == ("auto_kill", 1)
 
 
-def test_a_relapse_after_resolved_blocks_the_close_until_the_exit_criteria_hold_again(conn):
+def test_a_relapse_after_resolved_blocks_the_close_until_the_exit_criteria_hold_again(conn, postmortem_example):
     anchor, incident_id = resolved_p0(conn)
-    conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(POSTMORTEM)))
+    conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(postmortem_example)))
     items = dict(conn.execute("select item, status from chat_get_v11_incident_checklist(%s)", (incident_id,)))
     assert items[7] == "done"
 

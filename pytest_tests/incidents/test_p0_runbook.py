@@ -9,8 +9,8 @@ import psycopg
 import pytest
 
 from chat_rollout import scenarios
-from pytest_tests.guardrails.helpers import healthy_p0, put, sample
-from pytest_tests.helpers import POSTMORTEM, arrange_state, history, refused, set_state, state
+from pytest_tests.support.calls import arrange_state, history, refused, set_state, state
+from pytest_tests.support.samples import healthy_p0, put, sample
 
 
 def checklist(conn, incident_id) -> dict[int, str]:
@@ -18,7 +18,7 @@ def checklist(conn, incident_id) -> dict[int, str]:
     return dict(rows)
 
 
-def test_the_p0_runbook_end_to_end(conn):
+def test_the_p0_runbook_end_to_end(conn, postmortem_example):
     anchor = scenarios.anchor_now()
     arrange_state(conn, "promote", "canary_1", False, False)
     put(conn, healthy_p0(timedelta(minutes=-60), timedelta(minutes=-32), anchor))
@@ -100,15 +100,15 @@ def test_the_p0_runbook_end_to_end(conn):
     # closing needs the postmortem, complete
     err = refused(conn, "select * from chat_close_v11_incident(%s, 'done')", (incident_id,))
     assert err.diag.sqlstate == "RO034"
-    no_owner = json.loads(json.dumps(POSTMORTEM))
+    no_owner = json.loads(json.dumps(postmortem_example))
     no_owner["action_items"][1]["owner"] = ""
     err = refused(conn, "select * from chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(no_owner)))
     assert err.diag.sqlstate == "RO035" and "action item 2: owner is missing" in err.diag.message_detail
-    no_deadline = json.loads(json.dumps(POSTMORTEM))
+    no_deadline = json.loads(json.dumps(postmortem_example))
     del no_deadline["action_items"][0]["deadline"]
     err = refused(conn, "select * from chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(no_deadline)))
     assert err.diag.sqlstate == "RO035" and "deadline" in err.diag.message_detail
-    conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(POSTMORTEM)))
+    conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(postmortem_example)))
     items = checklist(conn, incident_id)
     assert all(status in ("done", "n/a") for status in items.values()), items
     closed = conn.execute("select status from chat_close_v11_incident(%s, 'postmortem reviewed')", (incident_id,))

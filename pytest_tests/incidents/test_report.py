@@ -14,21 +14,13 @@ from datetime import timedelta
 from pathlib import Path
 
 import psycopg
-from typer.testing import CliRunner
 
-from chat_rollout import cli, report, scenarios
-from pytest_tests.guardrails.helpers import healthy_p0, put, sample
-from pytest_tests.helpers import POSTMORTEM, arrange_state, set_state, state
-
-runner = CliRunner()
+from chat_rollout import report, scenarios
+from pytest_tests.support.calls import arrange_state, invoke, set_state, state
+from pytest_tests.support.samples import healthy_p0, put, sample
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 P1 = ("resync_range_unavailable_rate", "full_state_rate", "forced_resync_rate")
-
-
-def invoke(args: list[str], url: str):
-    environment = {"DATABASE_URL": url, "COLUMNS": "200", "NO_COLOR": "1", "CHAT_ROLLOUT_DOCKER": None}
-    return runner.invoke(cli.app, args, env=environment)
 
 
 def window(start: timedelta, end: timedelta, anchor, spike_at=None) -> list[dict]:
@@ -54,8 +46,8 @@ def window(start: timedelta, end: timedelta, anchor, spike_at=None) -> list[dict
     return out
 
 
-def walk_incident(conn: psycopg.Connection) -> int:
-    """The P0 runbook end to end; returns the closed incident's id."""
+def walk_incident(conn: psycopg.Connection, postmortem: dict) -> int:
+    """The P0 runbook end to end, closed with ``postmortem``; returns the closed incident's id."""
     anchor = scenarios.anchor_now()
     spike_at = anchor - timedelta(minutes=35)
     arrange_state(conn, "promote", "canary_1", False, False)
@@ -87,7 +79,7 @@ def walk_incident(conn: psycopg.Connection) -> int:
     put(conn, window(-timedelta(minutes=31, seconds=50), timedelta(0), anchor))  # the clean exit window
     conn.execute("select chat_set_v11_incident_status(%s, 'resolved', 'exit criteria held')", (incident_id,))
     set_state(conn, "canary_1", False, "resume controlled")
-    conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(POSTMORTEM)))
+    conn.execute("select chat_put_v11_postmortem(%s, %s::jsonb)", (incident_id, json.dumps(postmortem)))
     conn.execute("select chat_close_v11_incident(%s, 'postmortem reviewed')", (incident_id,))
     return incident_id
 
@@ -105,8 +97,9 @@ def section(markdown: str, heading: str) -> str:
     return markdown[start : following if following != -1 else len(markdown)]
 
 
-def test_report_writes_the_postmortem_skeleton_and_the_chart_of_the_walked_incident(conn, db_url, tmp_path):
-    incident_id = walk_incident(conn)
+def test_report_writes_the_postmortem_skeleton_and_the_chart_of_the_walked_incident(conn, db_url, tmp_path,
+                                                                                      postmortem_example):
+    incident_id = walk_incident(conn, postmortem_example)
     out_dir = tmp_path / "reports"
     result = invoke(["report", str(incident_id), "--out", str(out_dir)], db_url)
     assert result.exit_code == 0, result.output
@@ -160,7 +153,8 @@ def test_report_writes_the_postmortem_skeleton_and_the_chart_of_the_walked_incid
     assert "| 4 | Kill switch on for P0 | ✅ done | auto_kill at version" in checklist
 
     rca = section(md, "## 2. Root cause (RCA)")
-    assert POSTMORTEM["root_cause"]["technical"] in rca and POSTMORTEM["root_cause"]["process"] in rca
+    root_cause = postmortem_example["root_cause"]
+    assert root_cause["technical"] in rca and root_cause["process"] in rca
     assert "backend: receipt not emitted for duplicate ACKs" in rca  # the root_cause entry of the timeline
     worked = section(md, "## 3. What worked")
     assert "- the automatic kill in the ingestion transaction" in worked
@@ -177,8 +171,8 @@ def test_report_writes_the_postmortem_skeleton_and_the_chart_of_the_walked_incid
     assert "TODO" not in md.replace(roles, "")  # only the roles nobody filled are left to do
 
 
-def test_the_chart_data_shows_the_spike_and_the_kill_switch(conn):
-    incident_id = walk_incident(conn)
+def test_the_chart_data_shows_the_spike_and_the_kill_switch(conn, postmortem_example):
+    incident_id = walk_incident(conn, postmortem_example)
     data = report.load(conn, incident_id)
     assert data.chart_start == data.timeline_start - timedelta(minutes=15)
     assert data.end == data.incident["closed_at"]
@@ -227,14 +221,24 @@ def test_report_on_an_unknown_incident_prints_the_refusal(db_url, tmp_path):
     assert not list(tmp_path.iterdir())
 
 
-def test_report_without_privileges_on_chat_v11_says_what_is_missing(conn, db_url, tmp_path):
+def test_a_reader_makes_the_report_through_the_reader_api(conn, db_url, tmp_path):
+    """Revision 0008: the report reads only the reader API, so any member of chat_rollout_reader makes it."""
     incident_id = conn.execute("select incident_id from chat_open_v11_incident('P2', 'old clients')").fetchone()[0]
     reader_url = psycopg.conninfo.make_conninfo(db_url, user="chat_test_reader")
     result = invoke(["report", str(incident_id), "--out", str(tmp_path)], reader_url)
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"incident-{incident_id}.md", f"incident-{incident_id}.png"]
+    assert "old clients" in (tmp_path / f"incident-{incident_id}.md").read_text()
+
+
+def test_report_without_the_reader_role_says_what_is_missing(conn, db_url, tmp_path):
+    incident_id = conn.execute("select incident_id from chat_open_v11_incident('P2', 'old clients')").fetchone()[0]
+    nobody_url = psycopg.conninfo.make_conninfo(db_url, user="chat_test_nobody")
+    result = invoke(["report", str(incident_id), "--out", str(tmp_path)], nobody_url)
     assert result.exit_code == 1, result.output
     out = " ".join(result.output.split())
-    assert "role chat_test_reader lacks USAGE on schema chat_v11" in out
-    assert "owner of schema chat_v11" in out
+    assert "role chat_test_nobody may not call it" in out
+    assert "grant chat_rollout_reader to chat_test_nobody;" in out
     assert "Traceback" not in result.output
     assert not list(tmp_path.iterdir())
 

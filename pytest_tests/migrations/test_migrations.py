@@ -15,9 +15,9 @@ from alembic.script import ScriptDirectory
 
 from chat_rollout import PROJECT_ROOT, migrate
 from chat_rollout.migration_support import frozen_sql
-from pytest_tests.helpers import history, set_state, state
-from pytest_tests.migrations.catalog import assert_same_catalog, catalog_diff, catalog_of
-from pytest_tests.migrations.support import HEAD, alembic_version, psycopg_error, query
+from pytest_tests.support.calls import history, set_state, state
+from pytest_tests.support.catalog import assert_same_catalog, catalog_diff, catalog_of
+from pytest_tests.support.migrations import HEAD, alembic_version, psycopg_error, query
 
 SQL_DIR = PROJECT_ROOT / "sql"
 _names = itertools.count(1)

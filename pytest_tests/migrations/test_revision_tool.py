@@ -13,7 +13,7 @@ from alembic.config import Config
 from tools import revision
 
 from chat_rollout import PROJECT_ROOT
-from pytest_tests.migrations.catalog import assert_same_catalog, catalog_of
+from pytest_tests.support.catalog import assert_same_catalog, catalog_of
 
 RENAMED = "sql/0530_function_current_gates.sql"
 MARKER = "-- issue 14: a changed body, to be restored by the downgrade"

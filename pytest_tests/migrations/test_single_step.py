@@ -9,7 +9,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from chat_rollout import migrate
-from pytest_tests.migrations.catalog import assert_same_catalog, catalog_of
+from pytest_tests.support.catalog import assert_same_catalog, catalog_of
 
 SCRIPTS = ScriptDirectory.from_config(migrate.alembic_config())
 STEPS = [

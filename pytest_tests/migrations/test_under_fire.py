@@ -24,9 +24,10 @@ import pytest
 import sqlalchemy.exc
 
 from chat_rollout import migrate, scenarios
-from pytest_tests.guardrails.helpers import put, sample
-from pytest_tests.helpers import create_database, drop_database, set_state
-from pytest_tests.migrations.support import HEAD, alembic_version, psycopg_error
+from pytest_tests.support.calls import set_state
+from pytest_tests.support.databases import create_database, drop_database
+from pytest_tests.support.migrations import HEAD, alembic_version, psycopg_error
+from pytest_tests.support.samples import put, sample
 
 REVISIONS = ["0001", "0002", "0003"]
 KILL = "select * from public.chat_set_v11_rollout_state('off', true, 'kill')"

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from chat_rollout import PROJECT_ROOT
-from pytest_tests.helpers import arrange_state, history, snapshot, state
+from pytest_tests.support.calls import arrange_state, history, snapshot, state
 
 SEED_NAME = "chat-incident-playbook-v1.1.md"
 # in CI the repository is a fresh clone with a copy of shared/ beside it; the vendored copy is the fallback

@@ -11,7 +11,7 @@ from datetime import datetime
 import psycopg
 import pytest
 
-from pytest_tests.helpers import arrange_state, history, state
+from pytest_tests.support.calls import arrange_state, history, state
 
 
 def test_16_concurrent_clients_x_100_calls_keep_versions_contiguous(conn, db_url):

@@ -1,6 +1,6 @@
 """SPEC 4.6 durability: an acknowledged state change survives a crash, an unacknowledged one leaves nothing.
 
-Crashes happen on a private cluster (private_cluster.py), never on the shared suite server: an immediate
+Crashes happen on a private cluster (pytest_tests/support/cluster.py), never on the shared suite server: an immediate
 shutdown and a SIGKILLed backend in the middle of a stream of calls from several clients, then crash
 recovery. A call interrupted by the crash has an unknown outcome (it may have committed just before its
 acknowledgement was lost, as with any database); every acknowledged one must be there, every refused one
@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 import psycopg
 import pytest
 
-from pytest_tests.helpers import history, snapshot, state
-from pytest_tests.reliability.private_cluster import private_cluster, server_major, unavailable_reason
+from pytest_tests.support.calls import history, snapshot, state
+from pytest_tests.support.cluster import private_cluster, server_major, unavailable_reason
 
 CLIENTS = 4
 _names = itertools.count(1)

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from pytest_tests.helpers import arrange_state, state
+from pytest_tests.support.calls import arrange_state, state
 
 
 def test_kills_go_through_while_maintenance_keeps_failing_behind_a_long_reader(conn, db_url):

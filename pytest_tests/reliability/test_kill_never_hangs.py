@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from pytest_tests.helpers import arrange_state, history, login, state
+from pytest_tests.support.calls import arrange_state, history, login, state
 
 TIMEOUT_S = 0.3
 SLACK_S = 0.35  # scheduling on a loaded 2-core runner; the figure itself lives in the note and docs/reliability.md

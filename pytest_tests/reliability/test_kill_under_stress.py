@@ -10,7 +10,7 @@ import time
 import psycopg
 import pytest
 
-from pytest_tests.helpers import arrange_state, state
+from pytest_tests.support.calls import arrange_state, state
 
 LOCK_TIMEOUT_MS = 200
 KILL_SQL = "select kill_switch, version from chat_set_v11_rollout_state('canary_5', true, %s)"

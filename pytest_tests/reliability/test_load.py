@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import psycopg
 
-from pytest_tests.guardrails.helpers import healthy, put, sample
-from pytest_tests.helpers import arrange_state, history, state
+from pytest_tests.support.calls import arrange_state, history, state
+from pytest_tests.support.samples import healthy, put, sample
 
 CLIENTS = 16
 CALLS = 200

@@ -11,8 +11,8 @@ from datetime import UTC, datetime, timedelta
 import psycopg
 import pytest
 
-from pytest_tests.helpers import POSTMORTEM, history, state
-from pytest_tests.reliability.private_cluster import private_cluster, server_major, unavailable_reason
+from pytest_tests.support.calls import history, state
+from pytest_tests.support.cluster import private_cluster, server_major, unavailable_reason
 
 DB = "chat"
 
@@ -95,16 +95,16 @@ def pair(pg_server):
         yield primary, standby, incident
 
 
-def _params(incident: int) -> dict:
+def _params(incident: int, postmortem: dict) -> dict:
     return {"incident": incident, "samples": _sample("send_stall_rate"), "bucket": _bucket(30),
-            "postmortem": json.dumps(POSTMORTEM)}
+            "postmortem": json.dumps(postmortem)}
 
 
 @pytest.mark.parametrize("name, sql, _", READERS, ids=[r[0] for r in READERS])
-def test_every_reader_answers_on_the_hot_standby(pair, name, sql, _):
+def test_every_reader_answers_on_the_hot_standby(pair, name, sql, _, postmortem_example):
     primary, standby, incident = pair
     with standby.connect(DB) as s:
-        rows = s.execute(sql, _params(incident)).fetchall()
+        rows = s.execute(sql, _params(incident, postmortem_example)).fetchall()
     assert rows, f"{name} returned nothing on the standby"
 
 
@@ -120,11 +120,11 @@ def test_the_standby_shows_the_primarys_state_and_history(pair):
 
 
 @pytest.mark.parametrize("name, sql, also", WRITERS, ids=[w[0] for w in WRITERS])
-def test_every_writer_fails_on_the_hot_standby_with_25006(pair, name, sql, also):
+def test_every_writer_fails_on_the_hot_standby_with_25006(pair, name, sql, also, postmortem_example):
     primary, standby, incident = pair
     with standby.connect(DB) as s:
         with pytest.raises(psycopg.Error) as info:
-            s.execute(sql, _params(incident))
+            s.execute(sql, _params(incident, postmortem_example))
     err = info.value
     print(f"standby {name}: {err.diag.sqlstate} {err.diag.message_primary}")
     assert err.diag.sqlstate == "25006", (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pytest_tests.security.roles import ADMIN, INGEST, OPERATOR, READER, ROLES, TABLES, as_role
+from pytest_tests.support.roles import ADMIN, INGEST, OPERATOR, READER, ROLES, TABLES, as_role
 
 # every API function, a call that is valid for it, and the group roles allowed to run it
 API = [

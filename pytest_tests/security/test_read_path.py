@@ -22,9 +22,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from pytest_tests.helpers import arrange_state, login, refused, set_state, state
-from pytest_tests.reliability.private_cluster import private_cluster, server_major, unavailable_reason
-from pytest_tests.security.roles import ADMIN, OPERATOR, READER, ROLES, as_role
+from pytest_tests.support.calls import arrange_state, login, refused, set_state, state
+from pytest_tests.support.cluster import private_cluster, server_major, unavailable_reason
+from pytest_tests.support.roles import ADMIN, OPERATOR, READER, ROLES, as_role
 
 VIEW = "chat_v11_read.rollout_state"
 FUNCTION = "public.chat_get_v11_rollout_state()"

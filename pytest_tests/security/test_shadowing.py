@@ -23,7 +23,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from pytest_tests.helpers import create_database, drop_database
+from chat_rollout.utc import utc
+from pytest_tests.support.databases import create_database, drop_database
 
 OPERATOR, INGEST, ADMIN = "chat_test_operator", "chat_test_ingest", "chat_test_admin"
 LOGINS = [OPERATOR, INGEST, ADMIN]
@@ -54,7 +55,7 @@ def bucket_now_minus(minutes: int) -> dt.datetime:
 
 
 def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
-    stamp = bucket.strftime("%Y-%m-%dT%H:%M:%SZ")
+    stamp = utc(bucket, "iso")
     samples = json.dumps([
         {"metric": "full_state_rate", "cohort": "canary", "bucket_start": stamp, "numerator": 1, "denominator": 900},
         {"metric": "recovery_p95_ms", "cohort": "control", "bucket_start": stamp, "value": 830},
@@ -92,6 +93,9 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
         (OPERATOR, "select * from public.chat_snapshot_v11_incident(1)", None),
         (OPERATOR, "select * from public.chat_get_v11_incident_checklist(1)", None),
         (OPERATOR, "select * from public.chat_get_v11_incident_timeline(1)", None),
+        (OPERATOR, "select public.chat_get_v11_postmortem(1)", None),
+        (OPERATOR, "select * from public.chat_get_v11_metric_rules()", None),
+        (OPERATOR, "select * from public.chat_get_v11_metric_samples(%s, %s)", (bucket, later)),
         (OPERATOR, "select * from public.chat_set_v11_incident_status(1, 'mitigated', 'fallback on')", None),
         (OPERATOR, "select * from public.chat_set_v11_incident_status(1, 'resolved', 'refused: exit criteria')",
          None),

@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from pytest_tests.security.roles import ROLES, TABLES, as_role
+from pytest_tests.support.roles import ROLES, TABLES, as_role
 
 SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
 LOGINS = ["chat_test_reader", "chat_test_operator", "chat_test_ingest", "chat_test_admin", "chat_test_nobody"]

@@ -12,7 +12,7 @@ import json
 import psycopg
 import pytest
 
-from pytest_tests.helpers import refused, set_state
+from pytest_tests.support.calls import refused, set_state
 
 FINDINGS = "select ok, first_broken_version, kind, problem from chat_verify_v11_history()"
 RECOMPUTE = (

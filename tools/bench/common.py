@@ -12,14 +12,13 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 
 from chat_rollout.server import Server
 
-if TYPE_CHECKING:
-    from .history import History
+from .history import History
 
 
 @dataclass
@@ -61,10 +60,9 @@ class Context:
         return psycopg.connect(self.url, autocommit=True)
 
     def get_history(self) -> History:
-        from .history import History
-
+        """The run's metric history (empty until a benchmark extends it), shared by the benchmarks."""
         if self.history is None:
-            self.history = History(self)
+            self.history = History(self.conn, self.log)
         return self.history
 
 

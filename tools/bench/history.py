@@ -16,10 +16,13 @@ both cohorts, so every check passes at canary_1 on real data.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from .common import Context
+import psycopg
+
+from chat_rollout.utc import utc
 
 BUCKET = 10  # seconds
 BUCKETS_PER_DAY = 86400 // BUCKET
@@ -91,10 +94,6 @@ class _Suffixes:
         return "".join(f"{p}{ts}{t[j]}" for p, t in zip(self.prefix, self.tails, strict=True))
 
 
-def iso(epoch: int) -> str:
-    return time.strftime("%Y-%m-%d %H:%M:%S+00", time.gmtime(epoch))
-
-
 def server_anchor(conn) -> int:
     """The server's now, rounded down to 10 s, as a Unix time."""
     now = conn.execute("select extract(epoch from clock_timestamp())::float8").fetchone()[0]
@@ -110,7 +109,7 @@ def copy_buckets(conn, series: list[SeriesSpec], first: int, last: int, table: s
     chunk: list[str] = []
     with conn.cursor() as cur, cur.copy(COPY_SQL.format(table=table)) as copy:
         for epoch in range(first, last + BUCKET, BUCKET):
-            chunk.append(suffixes.bucket_lines(epoch // BUCKET, iso(epoch)))
+            chunk.append(suffixes.bucket_lines(epoch // BUCKET, utc(epoch, "sql")))
             if len(chunk) >= 2000:
                 copy.write("".join(chunk))
                 rows += len(chunk) * len(series)
@@ -122,17 +121,21 @@ def copy_buckets(conn, series: list[SeriesSpec], first: int, last: int, table: s
 
 
 class History:
-    """The history in chat_v11.metric_sample: [oldest, newest] bucket, rows, and the COPYs that loaded it."""
+    """The history in chat_v11.metric_sample: [oldest, newest] bucket, rows, and the COPYs that loaded it.
 
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-        self.series = catalog_series(ctx.conn)
+    ``conn`` is an autocommit connection as the table owner, ``log`` where progress goes (the run context's log:
+    this module knows nothing of the runner, ``common.Context.get_history()`` makes the run's one History)."""
+
+    def __init__(self, conn: psycopg.Connection, log: Callable[[str], None]) -> None:
+        self.conn = conn
+        self.log = log
+        self.series = catalog_series(conn)
         self.anchor: int | None = None  # newest bucket at the first load: days count back from it
         self.oldest: int | None = None
         self.newest: int | None = None
         self.rows = 0
         self.loads: list[Load] = []
-        self.partitioned_by_function = ctx.conn.execute(
+        self.partitioned_by_function = conn.execute(
             "select to_regprocedure(%s) is not null", (ENSURE_PARTITIONS,)
         ).fetchone()[0]
         self.ensured: tuple[date, date] | None = None  # the days ensure_sample_partitions was called for
@@ -151,7 +154,7 @@ class History:
         day = lo
         while day <= hi:  # the function takes at most 401 days a call
             end = min(hi, day + timedelta(days=400))
-            self.ctx.conn.execute("select chat_v11.ensure_sample_partitions(%s, %s)", (day, end))
+            self.conn.execute("select chat_v11.ensure_sample_partitions(%s, %s)", (day, end))
             day = end + timedelta(days=1)
         self.ensured = (lo, hi)
 
@@ -168,7 +171,7 @@ class History:
         if last >= first:
             self.ensure_partitions(first, last)
         t0 = time.perf_counter()
-        rows = copy_buckets(self.ctx.conn, self.series, first, last)
+        rows = copy_buckets(self.conn, self.series, first, last)
         load = Load(label, rows, time.perf_counter() - t0)
         self.rows += rows
         if rows:
@@ -178,21 +181,21 @@ class History:
     def extend_to(self, days: int) -> Load:
         """Load older buckets until the history covers ``days`` days back from the first load's newest bucket."""
         if self.anchor is None:
-            self.anchor = self.newest = server_anchor(self.ctx.conn)
+            self.anchor = self.newest = server_anchor(self.conn)
             last = self.anchor
         else:
             last = self.oldest - BUCKET
         target = self.anchor - (days * BUCKETS_PER_DAY - 1) * BUCKET
         expected = max(0, (last - target) // BUCKET + 1)
-        self.ctx.log(f"COPY {expected * len(self.series):,} rows of history ({days} day(s) in all)")
+        self.log(f"COPY {expected * len(self.series):,} rows of history ({days} day(s) in all)")
         load = self._copy(f"history to {days} day(s)", target, last)
         self.oldest = target if self.oldest is None else min(target, self.oldest)
-        self.ctx.log(f"  {load.rows:,} rows in {load.seconds:.1f} s ({load.rate:,.0f} rows/s)")
+        self.log(f"  {load.rows:,} rows in {load.seconds:.1f} s ({load.rate:,.0f} rows/s)")
         return load
 
     def top_up(self) -> int:
         """COPY the buckets after the newest one up to the server's now (rounded down to 10 s)."""
-        now = server_anchor(self.ctx.conn)
+        now = server_anchor(self.conn)
         if self.newest is None or now <= self.newest:
             return 0
         load = self._copy("top-up", self.newest + BUCKET, now)
@@ -203,9 +206,9 @@ class History:
         """VACUUM (ANALYZE) after a load, as autovacuum would have by then, and a CHECKPOINT (when allowed) so
         the measurements that follow do not share the machine with the load's checkpoint. Returns seconds."""
         t0 = time.perf_counter()
-        self.ctx.conn.execute("vacuum (analyze) chat_v11.metric_sample")
+        self.conn.execute("vacuum (analyze) chat_v11.metric_sample")
         try:
-            self.ctx.conn.execute("checkpoint")
+            self.conn.execute("checkpoint")
         except Exception as exc:  # pg_checkpoint or superuser only; the run goes on without it
-            self.ctx.log(f"  checkpoint skipped: {exc}")
+            self.log(f"  checkpoint skipped: {exc}")
         return time.perf_counter() - t0

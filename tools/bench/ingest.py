@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 
 from psycopg.adapt import PyFormat, Transformer
 
+from chat_rollout.utc import utc
+
 from .common import Context, Section, SummaryRow, count, table, verdict
 from .history import BUCKET, COPY_SQL, SeriesSpec, catalog_series, sample_fields, server_anchor
 
@@ -148,8 +150,7 @@ def with_p0_event(batch: list[Sample]) -> tuple[list[Sample], int]:
 def as_json(batch: list[Sample]) -> str:
     items = []
     for metric, cohort, epoch, num, den, val in batch:
-        item = {"metric": metric, "cohort": cohort,
-                "bucket_start": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))}
+        item = {"metric": metric, "cohort": cohort, "bucket_start": utc(epoch, "iso")}
         if num is not None:
             item["numerator"] = num
         if den is not None:
@@ -172,7 +173,7 @@ def as_copy_text(batch: list[Sample]) -> str:
         return "\\N" if v is None else str(v)
 
     return "".join(
-        f"{m}\t{c}\t{time.strftime('%Y-%m-%d %H:%M:%S+00', time.gmtime(e))}\t{t(n)}\t{t(d)}\t{t(v)}\n"
+        f"{m}\t{c}\t{utc(e, 'sql')}\t{t(n)}\t{t(d)}\t{t(v)}\n"
         for m, c, e, n, d, v in batch
     )
 

@@ -25,6 +25,7 @@ import psycopg
 
 from chat_rollout import PROJECT_ROOT, migrate
 from chat_rollout.server import Server, from_environment
+from chat_rollout.utc import utc
 
 from . import gates, ingest, migration, rollout, select_one, state_read, suite
 from .common import Context, Section, SummaryRow, table, verdict
@@ -160,7 +161,7 @@ def render(ctx: Context, sections: list[Section], host: dict[str, str], server: 
         "section 6. Generated; do not edit by hand: run the command below again.",
         "",
         f"- Command: `{commands[0]}`" + (f" (runs `{commands[1]}`)" if commands[0] != commands[1] else ""),
-        f"- Date: {date.strftime('%Y-%m-%d %H:%M:%S UTC')}; the whole run took {seconds / 60:.1f} min",
+        f"- Date: {utc(date)}; the whole run took {seconds / 60:.1f} min",
         f"- Server: {server['version']} ({ctx.server.source}" + (f", host {where}" if where else "") + ")"
         + ("; client on the same machine" if local else ""),
         f"- Machine: {host['nproc']} CPUs ({host['cpu']}), {host['memory']} memory, {host['os']}; "

@@ -17,7 +17,7 @@ $$;
 create function public.iso_v() returns bigint
 language sql stable as $$ select m.v from public.iso_mark as m $$;
 
--- put the rollout at a stage (the same internal path as pytest_tests/helpers.py arrange_state)
+-- put the rollout at a stage (the same internal path as arrange_state of pytest_tests/support/calls.py)
 create function public.iso_arrange(p_stage text, p_kill boolean, p_frozen boolean) returns void
 language sql as $$
     select chat_v11.lock_state();

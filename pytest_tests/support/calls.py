@@ -1,20 +1,15 @@
-"""Small helpers the tests share: calls, refusals, arranging a state."""
+"""The public API as the tests call it: state, history and gates, refusals, arranging a state, the CLI."""
 
 from __future__ import annotations
 
-import json
 import time
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from typer.testing import CliRunner
 
-from chat_rollout import PROJECT_ROOT, cli
-
-# the example postmortem of the docs, complete (playbook section 10)
-POSTMORTEM = json.loads((PROJECT_ROOT / "docs" / "examples" / "postmortem.json").read_text(encoding="utf-8"))
+from chat_rollout import cli
 
 _runner = CliRunner()
 
@@ -39,6 +34,21 @@ def set_state(conn: psycopg.Connection, stage, kill_switch, reason) -> dict:
     return cur.execute(
         "select * from public.chat_set_v11_rollout_state(%s, %s, %s)", (stage, kill_switch, reason)
     ).fetchone()
+
+
+def gates(conn: psycopg.Connection, at=None) -> dict:
+    """chat_get_v11_release_gates(), now or at a past moment."""
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    if at is None:
+        return cur.execute("select * from chat_get_v11_release_gates()").fetchone()
+    return cur.execute("select * from chat_get_v11_release_gates(%s)", (at,)).fetchone()
+
+
+def checks(conn: psycopg.Connection, at=None) -> dict:
+    """chat_get_v11_gate_checks(), now or at a past moment, keyed by metric."""
+    cur = conn.cursor(row_factory=psycopg.rows.dict_row)
+    rows = cur.execute("select * from chat_get_v11_gate_checks(coalesce(%s, now()))", (at,)).fetchall()
+    return {r["metric"]: r for r in rows}
 
 
 def refused(conn: psycopg.Connection, sql: str, params=None) -> psycopg.Error:
@@ -66,45 +76,6 @@ def snapshot(conn: psycopg.Connection) -> tuple:
     return (state(conn), history(conn))
 
 
-def chat_tables(conn: psycopg.Connection) -> list[str]:
-    """The tables of schema chat_v11 (partitioned parents included), from the catalog."""
-    rows = conn.execute(
-        "select c.relname from pg_class c where c.relnamespace = 'chat_v11'::regnamespace "
-        "and c.relkind in ('r', 'p') order by 1"
-    ).fetchall()
-    return [r[0] for r in rows]
-
-
-def fingerprint(conn: psycopg.Connection) -> dict[str, tuple]:
-    """(row count, md5 of every row) of every table in chat_v11, found in the catalog: proves nothing was written."""
-    result = {}
-    for table in chat_tables(conn):
-        query = sql.SQL(
-            "select count(*), md5(coalesce(string_agg(t::text, ',' order by t::text), '')) from chat_v11.{} t"
-        ).format(sql.Identifier(table))
-        result[table] = conn.execute(query).fetchone()
-    return result
-
-
-def admin_connect(server) -> psycopg.Connection:
-    return psycopg.connect(server.url, autocommit=True)
-
-
-def create_database(server, name: str, template: str | None = None) -> str:
-    with admin_connect(server) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-        if template:
-            conn.execute(f'create database "{name}" template "{template}"')
-        else:
-            conn.execute(f'create database "{name}"')
-    return server.url_for(name)
-
-
-def drop_database(server, name: str) -> None:
-    with admin_connect(server) as conn:
-        conn.execute(f'drop database if exists "{name}" with (force)')
-
-
 def invoke(args: list[str], url: str, **env: str | None):
     """Run the CLI with DATABASE_URL=url and a wide, colourless console."""
     environment = {"DATABASE_URL": url, "COLUMNS": "200", "NO_COLOR": "1", "CHAT_ROLLOUT_DOCKER": None, **env}
@@ -112,6 +83,7 @@ def invoke(args: list[str], url: str, **env: str | None):
 
 
 def wait_for_listener(conn: psycopg.Connection, dbname: str, timeout: float = 10.0) -> None:
+    """Wait until `chat-rollout watch` LISTENs on database dbname (seen from conn's pg_stat_activity)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         listening = conn.execute(

