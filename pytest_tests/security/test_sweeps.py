@@ -1,8 +1,9 @@
 """Security sweeps computed from the catalog, so objects added later are covered without editing a list.
 
 Complements test_privileges.py (the EXECUTE matrix and the 42501 sweep over its fixed TABLES list): here every
-SECURITY DEFINER function, every relation of chat_v11 and the default privileges of the migration role, plus the
-recorded actor (session_user) proved from a real login connection.
+SECURITY DEFINER function, every relation of chat_v11 and the default privileges (none: every project function
+revokes PUBLIC's EXECUTE in its own file, and an extension created later keeps its grants), plus the recorded actor
+(session_user) proved from a real login connection.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import pytest
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from chat_rollout import migrate
+from pytest_tests.support.migrations import query
 from pytest_tests.support.roles import ROLES, TABLES, as_role
 
 SYSTEM_SCHEMAS = "('pg_catalog', 'information_schema', 'pg_toast')"
@@ -64,13 +67,31 @@ def test_the_pinned_search_path_holds_only_schemas_nobody_else_can_create_in(con
 # --- EXECUTE: nobody but the grants, and not on internals ---------------------------------------------------------
 
 
+def project_functions(conn) -> list[tuple[str, list | None]]:
+    """(signature, proacl) of every function the migrated database holds outside the system schemas and outside
+    any extension: the project's own, whatever schema a later file puts them in."""
+    return conn.execute(
+        "select p.oid::regprocedure::text, p.proacl::text[] from pg_proc p "
+        f"join pg_namespace n on n.oid = p.pronamespace where n.nspname not in {SYSTEM_SCHEMAS} "
+        "and n.nspname not like 'pg_temp%%' and not exists (select from pg_depend d "
+        "where d.classid = 'pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')"
+    ).fetchall()
+
+
 def test_no_function_of_ours_grants_execute_to_public_in_its_acl(conn):
-    rows = conn.execute(
+    """Each function revokes EXECUTE from PUBLIC in its own sql/ file: no default privilege does it for them."""
+    functions = project_functions(conn)
+    assert len(functions) >= 70, functions  # the whole project is there (78 at revision 0009): not vacuous
+    unrevoked = [signature for signature, acl in functions if acl is None]  # null: the default, EXECUTE for PUBLIC
+    assert unrevoked == []
+    public = [signature for signature, acl in functions if any(item.startswith("=") for item in acl)]
+    assert public == []
+    executable = conn.execute(
         "select p.oid::regprocedure::text from pg_proc p "
         "where p.pronamespace in ('public'::regnamespace, 'chat_v11'::regnamespace) "
-        "and (p.proacl is null or exists (select from aclexplode(p.proacl) a where a.grantee = 0))"
+        "and has_function_privilege('public', p.oid, 'execute')"
     ).fetchall()
-    assert rows == []  # a null proacl means the default: EXECUTE for PUBLIC
+    assert executable == []
 
 
 @pytest.mark.parametrize("login", LOGINS)
@@ -92,30 +113,88 @@ def test_the_no_role_login_can_execute_no_api_function(conn):
     assert rows == []
 
 
+# --- default privileges: none; PostgreSQL's default for what others (extensions) create ------------------------
+
+
+def test_the_migration_leaves_no_default_privileges_in_the_database(conn):
+    """No `ALTER DEFAULT PRIVILEGES` of ours is in force, database-wide or per schema (revision 0009 removed 0004's)."""
+    rows = conn.execute(
+        "select defaclrole::regrole::text, defaclnamespace::regnamespace::text, defaclobjtype, defaclacl::text[] "
+        "from pg_default_acl"
+    ).fetchall()
+    assert rows == []
+
+
 @pytest.mark.parametrize("schema", ["public", "chat_v11"])
-def test_a_function_created_later_by_the_migration_role_is_not_executable_by_public(conn, schema):
+def test_a_function_created_later_outside_a_revision_keeps_postgresqls_default(conn, schema):
+    """Like an extension's: EXECUTE for PUBLIC (a revision's own functions revoke it in their files)."""
     owner = conn.execute("select nspowner::regrole::text from pg_namespace where nspname = 'chat_v11'").fetchone()[0]
     assert conn.execute("select current_user").fetchone()[0] == owner  # the test connects as the migration role
     function = sql.Identifier(schema, "chat_probe_v11_default_privileges")
     conn.execute(sql.SQL("create function {}() returns int language sql as 'select 1'").format(function))
     signature = f"{schema}.chat_probe_v11_default_privileges()"
-    assert conn.execute("select has_function_privilege('public', %s, 'execute')", (signature,)).fetchone()[0] is False
-    assert as_role(conn, "chat_test_nobody", f"select {signature}") == "42501"
+    assert conn.execute("select proacl from pg_proc where oid = %s::regprocedure", (signature,)).fetchone()[0] is None
+    assert conn.execute("select has_function_privilege('public', %s, 'execute')", (signature,)).fetchone()[0] is True
+    # chat_v11 itself still keeps every login out: no USAGE on the schema
+    assert as_role(conn, "chat_test_nobody", f"select {signature}") == (None if schema == "public" else "42501")
 
 
 def test_the_per_schema_default_privileges_form_would_not_be_enough(conn):
-    """Documents the fix: `ALTER DEFAULT PRIVILEGES IN SCHEMA … REVOKE … FROM PUBLIC` cannot revoke a global default."""
-    conn.execute("alter default privileges grant execute on functions to public")  # the built-in default, explicitly
+    """Why there is no default at all: `ALTER DEFAULT PRIVILEGES IN SCHEMA … REVOKE … FROM PUBLIC` cannot revoke the
+    built-in default, and the global form (revision 0004's) that can reaches every schema, extensions included."""
     conn.execute("alter default privileges in schema public, chat_v11 revoke execute on functions from public")
     conn.execute("create function chat_v11.probe_per_schema() returns int language sql as 'select 1'")
     assert conn.execute(
         "select has_function_privilege('public', 'chat_v11.probe_per_schema()', 'execute')"
     ).fetchone()[0] is True
-    conn.execute("alter default privileges revoke execute on functions from public")  # the global form works
-    conn.execute("create function chat_v11.probe_global() returns int language sql as 'select 1'")
-    assert conn.execute(
-        "select has_function_privilege('public', 'chat_v11.probe_global()', 'execute')"
+    conn.execute("alter default privileges revoke execute on functions from public")  # the global form works ...
+    conn.execute("create schema probe_elsewhere")
+    conn.execute("create function probe_elsewhere.probe_global() returns int language sql as 'select 1'")
+    assert conn.execute(  # ... everywhere: in a schema that is not the project's too
+        "select has_function_privilege('public', 'probe_elsewhere.probe_global()', 'execute')"
     ).fetchone()[0] is False
+
+
+EXTENSION_CALLS = {  # an extension with functions, and one call of one of them
+    "pgcrypto": "select encode(digest('chat', 'sha256'), 'hex')",
+    "hstore": "select hstore('stage', 'canary_1') -> 'stage'",
+    "cube": "select cube_dim(cube(array[1, 2, 3]::float8[]))",
+    "vector": "select vector_dims('[1,2,3]'::vector)",
+}
+
+
+def test_an_extension_created_after_migrating_keeps_its_grants_for_a_reader(conn, db_url):
+    available = {row[0] for row in conn.execute(
+        "select name from pg_available_extensions where name = any(%s)", (list(EXTENSION_CALLS),)
+    ).fetchall()}
+    extension = next((name for name in EXTENSION_CALLS if name in available), None)
+    if extension is None:
+        pytest.skip(f"none of {', '.join(EXTENSION_CALLS)} is available on this server (pg_available_extensions)")
+    assert conn.execute("select current_user = nspowner::regrole::name from pg_namespace "
+                        "where nspname = 'chat_v11'").fetchone()[0]  # created by the migration role
+    conn.execute(sql.SQL("create extension {}").format(sql.Identifier(extension)))
+    with login(db_url, "chat_test_reader") as reader:
+        assert reader.execute(EXTENSION_CALLS[extension]).fetchone()[0] is not None
+    revoked = conn.execute(
+        "select p.oid::regprocedure::text from pg_proc p join pg_depend d on d.classid = 'pg_proc'::regclass "
+        "and d.objid = p.oid and d.deptype = 'e' join pg_extension e on e.oid = d.refobjid "
+        "where e.extname = %s and not has_function_privilege('public', p.oid, 'execute')",
+        (extension,),
+    ).fetchall()
+    assert revoked == []  # every function of the extension as its script made it: EXECUTE for PUBLIC
+
+
+def test_the_downgrade_below_0009_restores_the_earlier_default(empty_db):
+    """Revision 0009's downgrade re-creates revision 0004's default (the ledger restores the frozen text)."""
+    _, url = empty_db
+    default_acl = "select defaclnamespace, defaclobjtype, defaclacl::text[] from pg_default_acl"
+    migrate.upgrade(url, "0009")
+    assert query(url, default_acl) == []
+    migrate.downgrade(url, "0008")
+    owner = query(url, "select current_user")[0][0]
+    assert query(url, default_acl) == [(0, "f", [f"{owner}=X/{owner}"])]  # database-wide: EXECUTE for the owner only
+    migrate.upgrade(url, "0009")
+    assert query(url, default_acl) == []
 
 
 # --- relations of chat_v11: nothing granted, every write refused with 42501 ---------------------------------------

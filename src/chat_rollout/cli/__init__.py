@@ -14,15 +14,18 @@ The server comes from the environment: ``DATABASE_URL`` when set, else the persi
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Annotated
 
 import typer
 from rich.text import Text
 
 from .. import __version__
+from ..connect import POOLER_ENV, ListenRefused, declare_pooler, refuse_listen_if_declared
 from ..demo import DEMO_DATABASE, prepare_database, run_demo
 from ..demo import command as demo_command
-from . import db, incident, migrations, report, rollout, seed
+from ..render import print_refusal
+from . import db, incident, migrations, report, rollout, schedule, seed
 from .common import environment_server, err, guard, out, psql_hint
 
 __all__ = ["DEMO_DATABASE", "app", "run_demo"]
@@ -79,6 +82,7 @@ app.add_typer(_demo_app)
 app.add_typer(db.app, name="db", rich_help_panel=migrations.PANEL)
 app.add_typer(migrations.app)
 app.add_typer(migrations.sql_app, name="sql", rich_help_panel=migrations.PANEL)
+app.add_typer(schedule.app)
 
 
 def _print_version(value: bool) -> None:
@@ -87,13 +91,40 @@ def _print_version(value: bool) -> None:
         raise typer.Exit(0)
 
 
+class Pooler(StrEnum):
+    none = "none"
+    session = "session"
+    transaction = "transaction"
+
+
 @app.callback()
 def _main(
+    ctx: typer.Context,
     version: Annotated[
         bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    pooler: Annotated[
+        Pooler,
+        typer.Option(
+            "--pooler",
+            envvar=POOLER_ENV,
+            case_sensitive=False,
+            help="The pooler between this CLI and PostgreSQL: none (direct), session or transaction (pgbouncer "
+            "pool_mode). Every command works through a transaction pool (prepared statements are always off); "
+            "watch and demo LISTEN and are refused there: connect them directly or through a session pool.",
+        ),
+    ] = Pooler.none,
 ) -> None:
     """A Postgres-native control plane for the staged rollout of Chat protocol v1.1.
 
     The server: DATABASE_URL when set, else the persistent embedded PostgreSQL 18 (chat-rollout db up/down).
+    Behind a pooler: --pooler / CHAT_ROLLOUT_POOLER (README, "Behind a pooler").
     """
+    declare_pooler(pooler.value)
+    ctx.call_on_close(lambda: declare_pooler(None))  # the declaration lasts this invocation only
+    if ctx.invoked_subcommand == "demo":  # the demo's application server LISTENs: refused up front
+        try:
+            refuse_listen_if_declared("demo")
+        except ListenRefused as exc:
+            print_refusal(err(), exc.message, exc.detail, exc.hint)
+            raise typer.Exit(1) from None

@@ -3,7 +3,9 @@
 The server comes from the environment (SPEC section 3): ``DATABASE_URL`` when set, else the persistent embedded
 PostgreSQL 18 (``chat-rollout db up`` starts it). Errors are printed, never as a traceback (:func:`guard`): a
 PostgreSQL error or a refusal of the CLI itself as one paragraph, ``ERROR <SQLSTATE>: message`` with DETAIL and HINT
-(exit code 1), a server that cannot be had with its reason (exit code 2).
+(exit code 1), a server that cannot be had with its reason (exit code 2). Every connection goes through
+:func:`chat_rollout.connect.connect` (prepared statements off: it works through a transaction-mode pgbouncer); a
+LISTEN that would hear nothing behind one is a refusal too (``ListenRefused``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import server
+from ..connect import ListenRefused, connect
 from ..render import print_notice, print_pg_error, print_refusal
 from ..server import Server, ServerUnavailable
 
@@ -75,7 +78,7 @@ def guard(fn: F) -> F:
             return fn(*args, **kwargs)
         except psycopg.Error as exc:
             report_pg_error(exc)
-        except Refusal as exc:
+        except (Refusal, ListenRefused) as exc:
             print_refusal(err(), exc.message, exc.detail, exc.hint)
         except ServerUnavailable as exc:
             err().print(Text("server unavailable: ", style="bold red") + Text(str(exc)))
@@ -171,7 +174,9 @@ def psql_hint(srv: Server, url: str) -> str:
 def connection(
     database: str | None, application_name: str, notices: list[Notice] | None = None
 ) -> Iterator[psycopg.Connection]:
-    """An autocommit connection to the target database, times in UTC.
+    """An autocommit connection to the target database, times in UTC, safe behind a pooler
+    (:func:`chat_rollout.connect.connect`: no prepared statements; the time zone is a parameter pgbouncer keeps per
+    client).
 
     The server's NOTICEs and WARNINGs go to stderr as they come, or into ``notices`` when it is given (a caller that
     may roll back shows only those of what it committed).
@@ -179,7 +184,7 @@ def connection(
     srv = environment_server()
     try:
         url, _ = target(srv, database)
-        with psycopg.connect(url, autocommit=True, application_name=application_name) as conn:
+        with connect(url, autocommit=True, application_name=application_name) as conn:
             conn.execute("select set_config('TimeZone', 'UTC', false)")
             if notices is None:
                 conn.add_notice_handler(lambda diag: print_notice(err(), diag))

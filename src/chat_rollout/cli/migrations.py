@@ -17,6 +17,7 @@ from psycopg.conninfo import conninfo_to_dict
 from rich.text import Text
 
 from .. import migrate as migrations
+from ..connect import connect
 from ..render import print_pg_error
 from ..server import Server, with_database
 from .common import DatabaseOption, environment_server, err, guard, out, target
@@ -34,7 +35,7 @@ MAINTENANCE_DATABASE = "postgres"
 
 def current_revision(url: str) -> str | None:
     """The database's alembic revision, or None when it has none (a fresh database)."""
-    with psycopg.connect(url, autocommit=True) as conn:
+    with connect(url, autocommit=True) as conn:
         exists = conn.execute("select to_regclass('public.alembic_version') is not null").fetchone()[0]
         if not exists:
             return None
@@ -48,15 +49,15 @@ def ensure_database(url: str) -> bool:
     if not name:
         return False
     try:
-        with psycopg.connect(url, autocommit=True):
+        with connect(url, autocommit=True):
             return False
     except psycopg.OperationalError as exc:
         if "does not exist" not in str(exc):
             raise
     try:
-        maintenance = psycopg.connect(with_database(url, MAINTENANCE_DATABASE), autocommit=True)
+        maintenance = connect(with_database(url, MAINTENANCE_DATABASE), autocommit=True)
     except psycopg.OperationalError:
-        maintenance = psycopg.connect(with_database(url, "template1"), autocommit=True)
+        maintenance = connect(with_database(url, "template1"), autocommit=True)
     with maintenance as conn:
         if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
             return False

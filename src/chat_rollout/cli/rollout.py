@@ -18,6 +18,7 @@ from psycopg.rows import dict_row
 from rich.text import Text
 
 from .. import section8
+from ..connect import connect
 from ..demo import CHANNEL
 from ..render import (
     calls_table,
@@ -47,7 +48,7 @@ def status(database: DatabaseOption = None) -> None:
     srv = environment_server()
     try:
         url, _ = target(srv, database)
-        with psycopg.connect(url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
+        with connect(url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
             state = cur.execute("select * from public.chat_get_v11_rollout_state()").fetchone()
             gates = cur.execute("select * from public.chat_get_v11_release_gates()").fetchone()
             checks = cur.execute("select * from public.chat_get_v11_gate_checks()").fetchall()
@@ -84,15 +85,19 @@ def watch(
     A notification is only a hint: any login can send one. Each is checked against the state and the history
     (the version only grows, the hash chain links to the head seen before, the payload matches the history row);
     one that does not match is printed as "unverified notification ignored" and changes nothing.
+
+    LISTEN needs a direct (or session-pooled) connection: behind a transaction pool (--pooler transaction, or a
+    probe notification that never arrives) watch refuses with exit code 1 instead of listening to nothing.
     """
     console = out()
     srv = environment_server()
     try:
         url, _ = target(srv, database)
-        # the listening connection only waits (psycopg holds it while it yields notifications); a second one reads
+        # the listening connection only waits (psycopg holds it while it yields notifications); a second one reads.
+        # The listening one is proven to hear a notification first (refused through a transaction pool).
         with (
-            psycopg.connect(url, autocommit=True, application_name="chat-rollout watch") as conn,
-            psycopg.connect(url, autocommit=True, application_name="chat-rollout watch (reads)") as reader,
+            connect(url, listen=True, what="watch", autocommit=True, application_name="chat-rollout watch") as conn,
+            connect(url, autocommit=True, application_name="chat-rollout watch (reads)") as reader,
         ):
             reader.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ  # each check reads one snapshot
             with reader.transaction():
@@ -160,7 +165,9 @@ def _set_state(database: str | None, command: str, stage: str | None, kill_switc
         with conn.transaction(), conn.cursor(row_factory=dict_row) as cur:
             cur.execute("select set_config('lock_timeout', '2s', true)")  # the read never hangs behind DDL
             before = cur.execute("select * from public.chat_get_v11_rollout_state()").fetchone()
-            cur.execute("reset lock_timeout")  # the call itself waits as the database's own lock budget says
+            # the call itself waits as the database's own lock budget says (transaction-local: no session state
+            # is left on a pooled server connection)
+            cur.execute("set local lock_timeout to default")
             seen = (
                 f"The rollout is at stage {before['stage']}, kill switch {'ON' if before['kill_switch'] else 'off'}, "
                 f"promotion {'frozen' if before['promotion_frozen'] else 'not frozen'} (version {before['version']})"

@@ -8,7 +8,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
-import psycopg
 import typer
 from rich import box
 from rich.console import Console
@@ -17,6 +16,7 @@ from rich.table import Table
 from rich.text import Text
 
 from .. import scenarios
+from ..connect import connect
 from ..render import DECISION_STYLE
 from ..utc import utc
 from . import common
@@ -152,7 +152,7 @@ def seed(
     srv = environment_server()
     try:
         url, _ = target(srv, database)
-        with psycopg.connect(url, autocommit=True, application_name="chat-rollout seed") as conn:
+        with connect(url, autocommit=True, application_name="chat-rollout seed") as conn:
             out.print(Text(f"scenario {scenario.name}: ", style="bold") + Text(scenario.description))
             out.print(
                 Text("anchor: ", style="bold")

@@ -25,6 +25,7 @@ from rich.console import Console
 from rich.text import Text
 
 from .. import migrate
+from ..connect import connect as open_connection
 from ..server import Server
 from ..utc import utc
 from .aftermath import decisions_and_postmortem
@@ -54,7 +55,9 @@ def run_demo(url: str, console: Console, *, verbose: bool = False) -> bool:
     """
 
     def connect(who: str) -> psycopg.Connection:
-        return psycopg.connect(url, autocommit=True, application_name=f"chat-rollout demo ({who})")
+        # the app server LISTENs: its connection is proven to hear notifications (refused behind a transaction pool)
+        return open_connection(url, listen=who == "app server", what="demo", autocommit=True,
+                               application_name=f"chat-rollout demo ({who})")
 
     with connect("on-call") as conn, connect("exporter") as exporter, connect("app server") as app, \
             connect("standing") as standing:  # fmt: skip
@@ -133,7 +136,7 @@ def _follow_ups(console: Console, play: Play) -> None:
 
 def prepare_database(server: Server, name: str = DEMO_DATABASE) -> str:
     """Drop and recreate ``name`` on ``server``, migrate it to head; returns its URL."""
-    with psycopg.connect(server.url, autocommit=True) as conn:
+    with open_connection(server.url, autocommit=True) as conn:
         conn.execute(sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name)))
         conn.execute(sql.SQL("create database {}").format(sql.Identifier(name)))
     url = server.url_for(name)
