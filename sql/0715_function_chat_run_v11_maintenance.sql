@@ -21,6 +21,7 @@ declare
     v_busy text[] := '{}'::text[];
     v_dropped text[] := '{}'::text[];
     v_deleted bigint := 0::bigint;
+    v_pulls_deleted bigint := 0::bigint;
 begin
     perform chat_v11.begin_write('chat_run_v11_maintenance');
     -- one run at a time, under a row lock that only the project's functions can take (the table grants nothing):
@@ -71,6 +72,13 @@ begin
     exception when lock_not_available then
         v_busy := v_busy || pg_catalog.format('removing the samples older than %s', v_retention);
     end;
+    -- the pull provenance (0010) follows the samples it explains: records past the same retention go, one index range
+    begin
+        delete from chat_v11.metric_pull as mp where mp.bucket_start < v_now - v_retention;
+        get diagnostics v_pulls_deleted = row_count;
+    exception when lock_not_available then
+        v_busy := v_busy || pg_catalog.format('removing the pull records older than %s', v_retention);
+    end;
     perform pg_catalog.set_config('lock_timeout', v_saved_lock_timeout, true);
 
     if pg_catalog.cardinality(v_created) > 0 then
@@ -90,6 +98,11 @@ begin
                                                    else '' end,
                                               v_deleted);
     end if;
+    if v_pulls_deleted > 0 then
+        return query select 'prune'::text,
+                            pg_catalog.format('pull records older than %s removed: %s rows', v_retention,
+                                              v_pulls_deleted);
+    end if;
     if pg_catalog.cardinality(v_busy) > 0 then
         return query select 'skipped'::text,
                             pg_catalog.format('metric store maintenance step skipped, a lock was busy for 50 ms: %s; '
@@ -103,6 +116,7 @@ grant execute on function public.chat_run_v11_maintenance() to chat_rollout_inge
 comment on function public.chat_run_v11_maintenance() is
 'Ingest: partition maintenance of the metric store, to schedule on its own (e.g. hourly with pg_cron, in '
 'autocommit): daily partitions kept 3 to 7 days ahead, days past the retention policy dropped whole. One run at a '
-'time (a busy run says skipped); each DDL waits at most 50 ms for a lock, else skipped and retried next run. Its '
+'time (a busy run says skipped); each DDL waits at most 50 ms for a lock, else skipped and retried next run. Pull '
+'records (chat-rollout pull) past the same retention are deleted. Its '
 'locks last until the caller commits: never call it inside a longer transaction. One row per action: partition, '
 'prune, skipped.';

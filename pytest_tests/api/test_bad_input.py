@@ -28,6 +28,27 @@ INJECTIONS = [
 ALIGNED = "2026-01-01T00:00:00Z"  # a past, aligned bucket (well inside the 30-day retention is not needed)
 
 
+def pull(**overrides) -> str:
+    item = {
+        "metric": "full_state_rate",
+        "cohort": "canary",
+        "bucket_start": ALIGNED,
+        "field": "numerator",
+        "query": "query=sum(increase(chat_full_state_total[10s]))&time=1767225610",
+        "query_time": "2026-01-01T00:00:10Z",
+        "outcome": "value",
+        "value": 3,
+        "answer_sha256": "0" * 64,
+        "answer_excerpt": "{}",
+    }
+    item.update(overrides)
+    return json.dumps(item)
+
+
+def pulls(**overrides) -> str:
+    return f"[{pull(**overrides)}]"
+
+
 def sample(**overrides) -> str:
     item = {
         "metric": "full_state_rate",
@@ -128,6 +149,18 @@ CASES = [
             ("infinity", ("-infinity", "infinity"), "RO011"),
         ]
     ],
+    ("metric-sources", "chat_get_v11_metric_sources", "select * from public.chat_get_v11_metric_sources()", None, OK),
+    *[
+        (f"pulls-range-{label}", "chat_get_v11_metric_pulls",
+         "select * from public.chat_get_v11_metric_pulls(%s::timestamptz, %s::timestamptz)", values, expected)
+        for label, values, expected in [
+            ("null-from", (None, "2026-01-01T00:00:00Z"), "RO011"),
+            ("reversed", ("2026-01-02T00:00:00Z", "2026-01-01T00:00:00Z"), "RO011"),
+            ("32-days", ("2026-01-01T00:00:00Z", "2026-02-02T00:00:00Z"), "RO011"),
+            ("31-days", ("2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"), OK),
+            ("infinity", ("-infinity", "infinity"), "RO011"),
+        ]
+    ],
     # --- chat_set_v11_rollout_state(p_stage, p_kill_switch, p_reason)
     *[
         (f"set-state-stage-{i}", "chat_set_v11_rollout_state",
@@ -224,6 +257,67 @@ CASES = [
             ("min-volume-bool", '{"min_volume": true}'),
             ("threshold-nested", '{"threshold": {"value": 0.01}}'),
             ("static-baseline-negative", '{"static_baseline": -0.5}'),
+        ]
+    ],
+    # --- chat_set_v11_metric_source(p_metric, p_cohort, p_source)
+    *[
+        (f"source-metric-{i}", "chat_set_v11_metric_source",
+         "select * from public.chat_set_v11_metric_source(%s, 'canary', '{\"value\": \"x\"}')", (metric,), "RO021")
+        for i, metric in enumerate([None, "", "Full_State_Rate", MB, *INJECTIONS])
+    ],
+    *[
+        (f"source-cohort-{i}", "chat_set_v11_metric_source",
+         "select * from public.chat_set_v11_metric_source('recovery_p95_ms', %s, '{\"value\": \"x\"}')", (cohort,),
+         "RO016")
+        for i, cohort in enumerate([None, "", "Canary", MB, *INJECTIONS])
+    ],
+    *[
+        (f"source-{label}", "chat_set_v11_metric_source",
+         "select * from public.chat_set_v11_metric_source(%s, 'canary', %s::jsonb)", (metric, value), "RO016")
+        for label, metric, value in [
+            ("array", "full_state_rate", "[]"),
+            ("string", "full_state_rate", '"sum(x)"'),
+            ("empty", "full_state_rate", "{}"),
+            ("unknown-key", "full_state_rate", '{"numerator": "a", "denominator": "b", "numer": "c"}'),
+            ("injection-key", "full_state_rate", json.dumps({INJECTIONS[0]: "a"})),
+            ("rate-without-denominator", "full_state_rate", '{"numerator": "a"}'),
+            ("rate-with-value", "full_state_rate", '{"numerator": "a", "denominator": "b", "value": "c"}'),
+            ("count-without-numerator", "pending_forever_count", '{"denominator": "a"}'),
+            ("latency-with-numerator", "recovery_p95_ms", '{"numerator": "a"}'),
+            ("expression-number", "recovery_p95_ms", '{"value": 1}'),
+            ("expression-blank", "recovery_p95_ms", '{"value": " \u200b "}'),
+            ("expression-null", "recovery_p95_ms", '{"value": null}'),
+            ("expression-1mb", "recovery_p95_ms", json.dumps({"value": MB})),
+        ]
+    ],
+    ("source-remove-absent", "chat_set_v11_metric_source",
+     "select * from public.chat_set_v11_metric_source('full_state_rate', 'control', null)", None, OK),
+    # --- chat_put_v11_metric_pulls(p_pulls jsonb)
+    *[
+        (f"pulls-{label}", "chat_put_v11_metric_pulls", "select public.chat_put_v11_metric_pulls(%s::jsonb)",
+         (value,), code)
+        for label, value, code in [
+            ("null", None, "RO020"),
+            ("object", "{}", "RO020"),
+            ("not-object", "[1]", "RO022"),
+            ("unknown-metric", pulls(metric="chat_bogus_rate"), "RO021"),
+            ("metric-injection", pulls(metric=INJECTIONS[0]), "RO021"),
+            ("unknown-key", pulls(extra=1), "RO022"),
+            ("cohort", pulls(cohort=INJECTIONS[1]), "RO022"),
+            ("field", pulls(field="ratio"), "RO022"),
+            ("outcome", pulls(outcome="pass"), "RO022"),
+            ("value-without-outcome-value", pulls(outcome="empty"), "RO022"),
+            ("value-missing", pulls(value=None), "RO022"),
+            ("value-string", pulls(value="NaN"), "RO022"),
+            ("sha256-short", pulls(answer_sha256="abc"), "RO022"),
+            ("query-blank", pulls(query=" "), "RO022"),
+            ("query-1mb", pulls(query=MB), "RO022"),
+            ("excerpt-1mb", pulls(answer_excerpt=MB), "RO022"),
+            ("bucket-garbage", pulls(bucket_start="yesterday"), "RO022"),
+            ("bucket-impossible", pulls(bucket_start="2026-13-45T00:00:00Z"), "RO022"),
+            ("misaligned", pulls(bucket_start="2026-01-01T00:00:05Z"), "RO023"),
+            ("duplicate", "[" + pull() + "," + pull() + "]", "RO025"),
+            ("empty", "[]", OK),
         ]
     ],
     # --- chat_put_v11_metric_samples(p_samples jsonb)

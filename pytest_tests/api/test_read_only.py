@@ -18,6 +18,8 @@ GETS = [
     "select * from public.chat_get_v11_incident_timeline(1)",
     "select * from public.chat_get_v11_metric_rules()",
     "select count(*) from public.chat_get_v11_metric_samples(now() - interval '1 hour', now())",
+    "select count(*) from public.chat_get_v11_metric_sources()",
+    "select count(*) from public.chat_get_v11_metric_pulls(now() - interval '1 hour', now())",
     "select public.chat_get_v11_postmortem(1)",
 ]
 

@@ -61,6 +61,11 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
         {"metric": "recovery_p95_ms", "cohort": "control", "bucket_start": stamp, "value": 830},
     ])
     later = bucket + dt.timedelta(seconds=10)
+    pulls = json.dumps([
+        {"metric": "full_state_rate", "cohort": "canary", "bucket_start": stamp, "field": "numerator",
+         "query": "query=sum(increase(a[10s]))&time=1", "query_time": stamp, "outcome": "value", "value": 1,
+         "answer_sha256": "0" * 64, "answer_excerpt": "{}"},
+    ])
     at = bucket + dt.timedelta(seconds=30)
     return [
         (OPERATOR, "select * from public.chat_get_v11_rollout_state()", None),
@@ -96,6 +101,15 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
         (OPERATOR, "select public.chat_get_v11_postmortem(1)", None),
         (OPERATOR, "select * from public.chat_get_v11_metric_rules()", None),
         (OPERATOR, "select * from public.chat_get_v11_metric_samples(%s, %s)", (bucket, later)),
+        (ADMIN, "select metric, cohort, source from public.chat_set_v11_metric_source('full_state_rate', 'canary', "
+                "'{\"numerator\": \"sum(increase(a[10s]))\", \"denominator\": \"sum(increase(b[10s]))\"}')", None),
+        (ADMIN, "select metric, cohort, source from public.chat_set_v11_metric_source('recovery_p95_ms', 'canary', "
+                "'{\"numerator\": \"x\"}')", None),
+        (INGEST, "select metric, cohort, kind, numerator, denominator, value from public.chat_get_v11_metric_sources()",
+         None),
+        (INGEST, "select public.chat_put_v11_metric_pulls(%s::jsonb)", (pulls,)),
+        (OPERATOR, "select metric, cohort, bucket_start, field, query, outcome, value, answer_sha256 "
+                   "from public.chat_get_v11_metric_pulls(%s, %s)", (bucket, later)),
         (OPERATOR, "select * from public.chat_set_v11_incident_status(1, 'mitigated', 'fallback on')", None),
         (OPERATOR, "select * from public.chat_set_v11_incident_status(1, 'resolved', 'refused: exit criteria')",
          None),

@@ -39,6 +39,7 @@ PULLER_METRICS = frozenset({
     "chat_rollout_pull_errors_total",
     "chat_rollout_pull_consecutive_errors",
     "chat_rollout_pull_last_success_timestamp_seconds",
+    "chat_rollout_pull_buckets_written_total",
 })
 #: Prometheus' own series of every scrape target (the exporter-down and puller alerts read it).
 PROMETHEUS_OWN = frozenset({"up"})
