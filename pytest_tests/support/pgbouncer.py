@@ -141,6 +141,9 @@ def private_pgbouncer(server_url: str, *, pool_mode: str = "transaction", pool_s
     users = set(TEST_ROLES) | {"postgres", str(target.get("user") or "postgres")}
 
     user = RUN_AS if os.geteuid() == 0 else None
+    if user is not None and server_host.startswith("/"):
+        # a unix socket (the embedded servers): run as the socket directory's owner, the one user sure to reach it
+        user = pwd.getpwuid(os.stat(server_host).st_uid).pw_name
     base = Path(tempfile.mkdtemp(prefix="chat-rollout-pgbouncer-"))
     process: subprocess.Popen | None = None
     try:
