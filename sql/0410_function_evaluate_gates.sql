@@ -68,7 +68,7 @@ begin
     select s.min_observation into v_min_observation from chat_v11.stage as s where s.stage = p_stage;
     v_until := p_stage_since + v_min_observation;
 
-    -- GUARD: the Go/No-Go of playbook section 9 (gates green, nothing open)
+    -- GUARD: the Go/No-Go of playbook section 9 (gates green, nothing open, no active P0/P1 alerts)
     if not v_p0_ok then
         v_go := v_go || 'gate_p0_ok is false'::text;
     end if;
@@ -86,6 +86,8 @@ begin
              where i.incident_id = p_incident_id
         );
     end if;
+    -- no active P0/P1 alerts (a Go condition, not a metric gate: the verdict above is unchanged)
+    v_go := v_go || chat_v11.alert_blockers(p_at);
 
     -- Everything else that stops a promotion now
     if p_kill_switch then
@@ -120,4 +122,5 @@ $$;
 
 revoke all on function chat_v11.evaluate_gates(timestamptz, text, boolean, boolean, bigint, timestamptz) from public;
 comment on function chat_v11.evaluate_gates(timestamptz, text, boolean, boolean, bigint, timestamptz) is
-'Gate verdict (gate_p0_ok, gate_p1_ok, rollout_decision) and the Go/No-Go blockers for a state at p_at.';
+'Gate verdict (gate_p0_ok, gate_p1_ok, rollout_decision) and the Go/No-Go blockers for a state at p_at (active '
+'P0/P1 alerts and the alert source included: chat_v11.alert_blockers).';

@@ -1,5 +1,6 @@
 -- Changes a rollout policy, validated per key: auto_kill (boolean), p0_exit_window (30-60 minutes),
--- state_lock_timeout (100 ms - 60 s), retention (1-400 days). A refusal (RO014) names the value and the range.
+-- state_lock_timeout (100 ms - 60 s), retention (1-400 days), alert_source ({"required": boolean, "max_age":
+-- 30 s - 1 h}). A refusal (RO014) names the value and the range.
 create or replace function public.chat_set_v11_policy(p_key text, p_value jsonb)
 returns table (
     key text,
@@ -22,16 +23,41 @@ begin
     perform chat_v11.begin_write('chat_set_v11_policy');
     select p.* into v_old from chat_v11.policy as p where p.key = p_key for update;
     if not found then
+        -- alert_source lives in a table of its own (sql/0112_table_alert_policy.sql), same columns
+        select p.* into v_old from chat_v11.alert_policy as p where p.key = p_key for update;
+    end if;
+    if not found then
         raise exception using
             errcode = 'RO014',
             message = format('unknown policy %s', chat_v11.shown(p_key)),
-            detail = format('Known policies: %s.', (select string_agg(p.key, ', ' order by p.key) from chat_v11.policy as p)),
+            detail = format('Known policies: %s.', (
+                select string_agg(k.key, ', ' order by k.key)
+                  from (select p.key from chat_v11.policy as p union all select a.key from chat_v11.alert_policy as a) as k
+            )),
             hint = 'Name one of the known policies.';
     end if;
 
     if p_key = 'auto_kill' then
         if jsonb_typeof(p_value) is distinct from 'boolean' then
             v_problem := 'auto_kill takes a JSON boolean: ''true'' or ''false''';
+        end if;
+    elsif p_key = 'alert_source' then
+        if jsonb_typeof(p_value) is distinct from 'object'
+           or (select array_agg(k order by k) from jsonb_object_keys(p_value) as k) is distinct from '{max_age,required}'
+           or jsonb_typeof(p_value -> 'required') is distinct from 'boolean'
+           or jsonb_typeof(p_value -> 'max_age') is distinct from 'string' then
+            v_problem := 'alert_source takes a JSON object with exactly a boolean and an interval string, such as '
+                || '''{"required": true, "max_age": "2 minutes"}''';
+        else
+            begin
+                v_interval := (p_value ->> 'max_age')::interval;
+            exception when others then
+                v_problem := format('%s is not an interval', chat_v11.shown(p_value ->> 'max_age'));
+            end;
+            -- the age limit sizes a freshness check (p_at - max_age): bounded like every interval policy
+            if v_problem is null and v_interval not between interval '30 seconds' and interval '1 hour' then
+                v_problem := format('alert_source max_age must be between 30 seconds and 1 hour; got %s', v_interval);
+            end if;
         end if;
     elsif jsonb_typeof(p_value) is distinct from 'string' then
         v_problem := format('%s takes a JSON string holding an interval, such as ''"30 minutes"''', p_key);
@@ -68,10 +94,17 @@ begin
     update chat_v11.policy as p
        set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
      where p.key = p_key;
+    update chat_v11.alert_policy as p
+       set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
+     where p.key = p_key;
     insert into chat_v11.config_change (actor, target, target_key, old_value, new_value)
     values (chat_v11.claimed_actor(), 'policy', p_key, v_old.value, p_value);
     return query
-        select p.key, p.value, p.description, p.changed_at, p.changed_by from chat_v11.policy as p where p.key = p_key;
+        select p.key, p.value, p.description, p.changed_at, p.changed_by from chat_v11.policy as p where p.key = p_key
+        union all
+        select p.key, p.value, p.description, p.changed_at, p.changed_by
+          from chat_v11.alert_policy as p
+         where p.key = p_key;
 end
 $$;
 
@@ -80,4 +113,5 @@ grant execute on function public.chat_set_v11_policy(text, jsonb) to chat_rollou
 comment on function public.chat_set_v11_policy(text, jsonb) is
 'Admin: set a rollout policy. auto_kill (boolean, default true), p0_exit_window (30-60 minutes, default '
 '"30 minutes"), state_lock_timeout (100 ms - 60 s, default "2 seconds"), retention (1-400 days, default '
-'"30 days"). Out-of-range values are refused (RO014). Audited.';
+'"30 days"), alert_source ({"required": false, "max_age": "2 minutes"}; max_age 30 s - 1 h; required makes a '
+'fresh, reachable Alertmanager read a Go condition). Out-of-range values are refused (RO014). Audited.';

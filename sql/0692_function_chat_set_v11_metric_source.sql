@@ -1,7 +1,7 @@
 -- Sets where the puller reads one metric for one cohort (SPEC 7, "Prometheus in"): a JSON object of PromQL
 -- expressions, one per sample field the metric's kind needs (a rate: numerator and denominator; a count: numerator,
 -- optionally denominator; a latency: value); a null source removes it. Each expression is evaluated at the end of
--- the bucket (time = bucket_start + 10 s) and must answer one series: increase(x{cohort="canary"}[10s]).
+-- the bucket (time = bucket_start + 10 s) and must answer one series: sum(x{cohort="canary"}) - sum(x{…} offset 10s).
 -- Refusals: unknown metric (RO021), a wrong cohort, shape, key set or blank or oversized expression (RO016);
 -- every change is audited in chat_v11.config_change (target metric_source, key "metric/cohort").
 create or replace function public.chat_set_v11_metric_source(p_metric text, p_cohort text, p_source jsonb)
@@ -21,8 +21,9 @@ declare
     v_allowed text[];
     v_example constant text :=
         'For example: chat_set_v11_metric_source(''ack_without_receipt_10s_rate'', ''canary'', '
-        || '''{"numerator": "sum(increase(chat_acks_without_receipt_total{cohort=\"canary\"}[10s]))", '
-        || '"denominator": "sum(increase(chat_acks_total{cohort=\"canary\"}[10s]))"}'').';
+        || '''{"numerator": "sum(chat_acks_without_receipt_total{cohort=\"canary\"}) - '
+        || 'sum(chat_acks_without_receipt_total{cohort=\"canary\"} offset 10s)", "denominator": '
+        || '"sum(chat_acks_total{cohort=\"canary\"}) - sum(chat_acks_total{cohort=\"canary\"} offset 10s)"}'').';
 begin
     perform chat_v11.begin_write('chat_set_v11_metric_source');
     select m.kind into v_kind from chat_v11.metric as m where m.metric = p_metric for share;

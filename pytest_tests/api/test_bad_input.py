@@ -49,6 +49,18 @@ def pulls(**overrides) -> str:
     return f"[{pull(**overrides)}]"
 
 
+def alert(**overrides) -> str:
+    item = {
+        "alertname": "ChatAckSpike",
+        "severity": "P1",
+        "startsAt": ALIGNED,
+        "fingerprint": "4a0e4b0c2c3d1e2f",
+        "silenced": False,
+    }
+    item.update(overrides)
+    return json.dumps([item])
+
+
 def sample(**overrides) -> str:
     item = {
         "metric": "full_state_rate",
@@ -229,6 +241,11 @@ CASES = [
             ("state_lock_timeout", "1mb", json.dumps(MB)),
             ("retention", "zero", '"0 seconds"'),
             ("retention", "array", "[]"),
+            ("alert_source", "null", None),
+            ("alert_source", "string", '"2 minutes"'),
+            ("alert_source", "too-short", '{"required": true, "max_age": "29 seconds"}'),
+            ("alert_source", "huge", '{"required": true, "max_age": "1000000000 years"}'),
+            ("alert_source", "1mb", json.dumps({"required": True, "max_age": MB})),
         ]
     ],
     # --- chat_set_v11_metric_rule(p_metric, p_settings)
@@ -320,6 +337,38 @@ CASES = [
             ("empty", "[]", OK),
         ]
     ],
+    # --- chat_put_v11_active_alerts(p_alerts jsonb, p_error text) / chat_get_v11_active_alerts(); an accepted call
+    # replaces the record, so only refusals here (the accepted ones: pytest_tests/production/test_alerts_gate.py)
+    *[
+        (f"alerts-{label}", "chat_put_v11_active_alerts", "select public.chat_put_v11_active_alerts(%s::jsonb, %s)",
+         (value, error), code)
+        for label, value, error, code in [
+            ("null", None, None, "RO020"),
+            ("object", "{}", None, "RO020"),
+            ("string", '"[]"', None, "RO020"),
+            ("too-many", json.dumps([json.loads(alert())[0]] * 201), None, "RO020"),
+            ("not-object", "[1]", None, "RO022"),
+            ("unknown-key", json.dumps([{**json.loads(alert())[0], "extra": 1}]), None, "RO022"),
+            ("missing-key", json.dumps([{k: v for k, v in json.loads(alert())[0].items() if k != "silenced"}]),
+             None, "RO022"),
+            ("alertname-blank", alert(alertname=" \u200b "), None, "RO022"),
+            ("alertname-number", alert(alertname=7), None, "RO022"),
+            ("alertname-1mb", alert(alertname=MB), None, "RO022"),
+            ("severity-p2", alert(severity="P2"), None, "RO022"),
+            ("severity-lowercase", alert(severity="p1"), None, "RO022"),
+            ("severity-injection", alert(severity=INJECTIONS[1]), None, "RO022"),
+            ("starts-garbage", alert(startsAt="yesterday"), None, "RO022"),
+            ("starts-impossible", alert(startsAt="2026-13-45T00:00:00Z"), None, "RO022"),
+            ("starts-no-offset", alert(startsAt="2026-01-01T00:00:00"), None, "RO022"),
+            ("fingerprint-blank", alert(fingerprint=""), None, "RO022"),
+            ("fingerprint-1mb", alert(fingerprint=MB), None, "RO022"),
+            ("silenced-string", alert(silenced="false"), None, "RO022"),
+            ("error-blank", None, " ", "RO022"),
+            ("error-1mb", None, MB, "RO022"),
+            ("error-with-alerts", alert(), "connection refused", "RO022"),
+        ]
+    ],
+    ("active-alerts", "chat_get_v11_active_alerts", "select * from public.chat_get_v11_active_alerts()", None, OK),
     # --- chat_put_v11_metric_samples(p_samples jsonb)
     *[
         (f"samples-json-{label}", "chat_put_v11_metric_samples",

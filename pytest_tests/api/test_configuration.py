@@ -55,7 +55,7 @@ def test_invalid_stage_settings_are_refused_and_change_nothing(conn, args, sqlst
 @pytest.mark.parametrize(
     "key,value",
     [("auto_kill", "false"), ("p0_exit_window", '"45 minutes"'), ("state_lock_timeout", '"500 ms"'),
-     ("retention", '"14 days"')],
+     ("retention", '"14 days"'), ("alert_source", '{"required": true, "max_age": "5 minutes"}')],
 )
 def test_policy_change_is_applied_and_audited(conn, key, value):
     row = conn.execute("select key, value, changed_by from chat_set_v11_policy(%s, %s::jsonb)", (key, value)).fetchone()
@@ -77,6 +77,14 @@ def test_policy_change_is_applied_and_audited(conn, key, value):
         ("state_lock_timeout", '"5 minutes"'),
         ("state_lock_timeout", '"soon"'),
         ("retention", '"1 hour"'),
+        ("alert_source", "true"),
+        ("alert_source", '"2 minutes"'),
+        ("alert_source", '{"required": true}'),
+        ("alert_source", '{"required": "yes", "max_age": "2 minutes"}'),
+        ("alert_source", '{"required": true, "max_age": "29 seconds"}'),
+        ("alert_source", '{"required": true, "max_age": "61 minutes"}'),
+        ("alert_source", '{"required": true, "max_age": "soon"}'),
+        ("alert_source", '{"required": true, "max_age": "2 minutes", "extra": 1}'),
         ("unknown_policy", "true"),
         (None, "true"),
     ],

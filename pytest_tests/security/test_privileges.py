@@ -28,6 +28,8 @@ API = [
     ("select * from chat_get_v11_metric_pulls(now() - interval '1 hour', now())", {READER, OPERATOR, ADMIN, INGEST}),
     ("select * from chat_set_v11_metric_source('full_state_rate', 'canary', null)", {ADMIN}),
     ("select chat_put_v11_metric_pulls('[]')", {INGEST}),
+    ("select chat_put_v11_active_alerts('[]')", {INGEST}),
+    ("select * from chat_get_v11_active_alerts()", {READER, OPERATOR, ADMIN, INGEST}),
     ("select chat_put_v11_metric_samples('{}'::text[], '{}', '{}', null, null, null)", {INGEST}),
     ("select * from chat_run_v11_guardrails()", {INGEST}),
     ("select * from chat_run_v11_maintenance()", {INGEST}),

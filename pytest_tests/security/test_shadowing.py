@@ -66,6 +66,10 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
          "query": "query=sum(increase(a[10s]))&time=1", "query_time": stamp, "outcome": "value", "value": 1,
          "answer_sha256": "0" * 64, "answer_excerpt": "{}"},
     ])
+    alerts = json.dumps([
+        {"alertname": "ChatAckSpike", "severity": "P1", "startsAt": stamp, "fingerprint": "4a0e4b0c2c3d1e2f",
+         "silenced": False},
+    ])
     at = bucket + dt.timedelta(seconds=30)
     return [
         (OPERATOR, "select * from public.chat_get_v11_rollout_state()", None),
@@ -108,6 +112,12 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
         (INGEST, "select metric, cohort, kind, numerator, denominator, value from public.chat_get_v11_metric_sources()",
          None),
         (INGEST, "select public.chat_put_v11_metric_pulls(%s::jsonb)", (pulls,)),
+        (INGEST, "select public.chat_put_v11_active_alerts(%s::jsonb)", (alerts,)),
+        (OPERATOR, "select reachable, error, alerts, required, max_age from public.chat_get_v11_active_alerts()",
+         None),
+        (INGEST, "select public.chat_put_v11_active_alerts(null, 'connection refused')", None),
+        (OPERATOR, "select reachable, error, alerts, required, max_age from public.chat_get_v11_active_alerts()",
+         None),
         (OPERATOR, "select metric, cohort, bucket_start, field, query, outcome, value, answer_sha256 "
                    "from public.chat_get_v11_metric_pulls(%s, %s)", (bucket, later)),
         (OPERATOR, "select * from public.chat_set_v11_incident_status(1, 'mitigated', 'fallback on')", None),

@@ -8,7 +8,8 @@ What one cycle does (:meth:`Puller.pull_once`), as an ingest login:
    and, for every source, every bucket from the one after its last pulled bucket (at most ``horizon`` back) to ``B``;
 3. for each bucket and source, one instant query per field, ``GET /api/v1/query?query=EXPR&time=END`` with
    ``END = bucket_start + 10 s`` as an explicit epoch (never "now"): the expression's value at the END of the bucket,
-   so sources are written as the increase over the bucket, ``sum(increase(chat_acks_total{cohort="canary"}[10s]))``;
+   so a count is written as its change over the bucket, ``sum(x{cohort="canary"}) - sum(x{cohort="canary"} offset 10s)``
+   (not ``increase(x[10s])``, which can lose an event scraped first in a bucket: docs/prometheus-in.md);
 4. judges each answer: a vector of exactly one sample (or a scalar) is the value; an empty vector, NaN or +-Inf is
    NO sample for that (metric, cohort, bucket) -- never a zero, so the gate goes ``inconclusive``, never ``pass``;
    more than one series is an error for that source (named, counted, no sample); counts (numerator, denominator)
@@ -16,6 +17,14 @@ What one cycle does (:meth:`Puller.pull_once`), as an ingest login:
 5. writes each bucket in one transaction: its samples through ``chat_put_v11_metric_samples`` (the automatic kill
    happens in that transaction) and what was read through ``chat_put_v11_metric_pulls`` (the query with its time,
    the outcome, the value read, sha256 and an excerpt of the raw answer); then ``chat_run_v11_guardrails()``.
+
+Active alerts (SPEC 7, playbook section 9 "no active P0/P1 alerts"), with ``alertmanager_url``: first in every cycle,
+:meth:`Puller.pull_alerts` reads ``GET /api/v2/alerts?active=true&silenced=true&inhibited=false``, keeps the alerts
+whose severity label (``alert_severity_label``, default ``severity``) is P0 or P1 (case-insensitive), silenced ones
+included with ``silenced: true`` (the database decides: a silenced P0 still blocks, a silenced P1 does not), and
+replaces the record through ``chat_put_v11_active_alerts``. When Alertmanager cannot be read (transport, timeout,
+HTTP, not an Alertmanager answer) the error is written instead (``p_error``: the database knows the source is
+unreachable, fail closed) and counted as ``chat_rollout_pull_errors_total{reason="alertmanager"}``.
 
 Transport errors, timeouts, HTTP and malformed answers are counted (``chat_rollout_pull_errors_total{reason}``); the
 cycle stops at the first transport error (Prometheus is down: the buckets stay unpulled and are backfilled by a later
@@ -52,7 +61,10 @@ EXCERPT_CHARS = 2000
 FIELDS = ("numerator", "denominator", "value")
 COUNT_FIELDS = ("numerator", "denominator")
 #: The reasons of chat_rollout_pull_errors_total.
-REASONS = ("transport", "timeout", "http", "bad_answer", "multiple_series", "bad_value", "database")
+REASONS = ("transport", "timeout", "http", "bad_answer", "multiple_series", "bad_value", "database", "alertmanager")
+#: The severities whose active alerts are a Go/No-Go blocker (playbook section 9).
+ALERT_SEVERITIES = ("P0", "P1")
+ALERT_ERROR_CHARS = 2000
 
 
 class PullError(Exception):
@@ -97,6 +109,7 @@ class CycleReport:
     samples: list[dict] = field(default_factory=list)
     pulls: list[dict] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    alerts: list[dict] | None = None  # the active P0/P1 alerts written (None: no Alertmanager, or it failed)
 
 
 def align(moment: dt.datetime) -> dt.datetime:
@@ -171,9 +184,13 @@ class Puller:
         timeout: float = 5.0,
         max_consecutive_errors: int = 30,
         clock: Callable[[], float] = time.time,
+        alertmanager_url: str | None = None,
+        alert_severity_label: str = "severity",
     ) -> None:
         self.database_url = database_url
         self.prometheus_url = prometheus_url.rstrip("/")
+        self.alertmanager_url = alertmanager_url.rstrip("/") if alertmanager_url else None
+        self.alert_severity_label = alert_severity_label
         self.horizon = horizon
         self.settle = settle
         self.timeout = timeout
@@ -232,6 +249,79 @@ class Puller:
             else:
                 answer.outcome = "nan"
         return answer
+
+    # --- Alertmanager -------------------------------------------------------------------------------------------
+
+    def read_alerts(self) -> list[dict]:
+        """The active, uninhibited P0/P1 alerts of Alertmanager (silenced ones marked), as the database stores
+        them; PullError("alertmanager") when Alertmanager cannot be read or gives no Alertmanager answer."""
+        params = urllib.parse.urlencode({"active": "true", "silenced": "true", "inhibited": "false"})
+        url = f"{self.alertmanager_url}/api/v2/alerts?{params}"
+        try:
+            with urllib.request.urlopen(url, timeout=self.timeout) as response:
+                raw = response.read()
+        except urllib.error.HTTPError as exc:
+            body = exc.read()[:300].decode("utf-8", "replace")
+            raise PullError("alertmanager", f"GET {url}: HTTP {exc.code} {body}") from None
+        except TimeoutError:
+            raise PullError("alertmanager", f"GET {url}: no answer within {self.timeout} s") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise PullError("alertmanager", f"GET {url}: {getattr(exc, 'reason', exc)}") from None
+        text = raw.decode("utf-8", "replace")
+        wanted = self.alert_severity_label
+        alerts = []
+        try:
+            body = json.loads(text)
+            if not isinstance(body, list):
+                raise TypeError("not a list of alerts")
+            for item in body:
+                labels = item["labels"]
+                severity = str(labels.get(wanted, "")).strip().upper()
+                if severity not in ALERT_SEVERITIES:
+                    continue
+                status = item.get("status") or {}
+                alerts.append({
+                    "alertname": str(labels.get("alertname") or "(no alertname)")[:200],
+                    "severity": severity,
+                    "startsAt": str(item["startsAt"]),
+                    "fingerprint": str(item.get("fingerprint") or "-")[:100],
+                    "silenced": bool(status.get("silencedBy")),
+                })
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise PullError("alertmanager", f"GET {url}: not an Alertmanager answer ({exc}): {text[:300]}") from None
+        alerts.sort(key=lambda a: (a["severity"], a["startsAt"], a["alertname"], a["fingerprint"]))
+        return alerts[:200]
+
+    def pull_alerts(self, report: CycleReport | None = None) -> list[dict] | None:
+        """One read of Alertmanager into the database (chat_put_v11_active_alerts): the alerts written, or None
+        when Alertmanager could not be read (then the error is written: the source is unreachable, fail closed)."""
+        report = report if report is not None else CycleReport(self.last_complete_bucket())
+        alerts: list[dict] | None
+        try:
+            alerts = self.read_alerts()
+            error = None
+        except PullError as exc:
+            self._error(report, exc.reason, str(exc))
+            alerts, error = None, str(exc)[:ALERT_ERROR_CHARS]
+        conn = self.connection()
+        try:
+            with conn.transaction():
+                conn.execute("select set_config('chat.actor', 'chat-rollout pull', true)")
+                conn.execute("select public.chat_put_v11_active_alerts(%s, %s)",
+                             (None if alerts is None else Jsonb(alerts), error))
+        except psycopg.Error as exc:
+            if conn.closed or isinstance(exc, psycopg.OperationalError):
+                raise
+            diag = exc.diag
+            self._error(report, "database", f"alerts refused: {diag.sqlstate} {diag.message_primary} "
+                        f"({diag.message_detail or ''})")
+            return None
+        report.alerts = alerts
+        if alerts is not None:
+            log.info("alertmanager: %s active P0/P1 alerts: %s", len(alerts),
+                     ", ".join(f"{a['alertname']} ({a['severity']}{', silenced' if a['silenced'] else ''})"
+                               for a in alerts) or "none")
+        return alerts
 
     # --- the database -------------------------------------------------------------------------------------------
 
@@ -310,6 +400,8 @@ class Puller:
         and listed in the report; a database that cannot be reached raises (psycopg.Error)."""
         last_complete = self.last_complete_bucket(now)
         report = CycleReport(last_complete)
+        if self.alertmanager_url is not None:
+            self.pull_alerts(report)
         sources = self.sources()
         oldest = align(last_complete - self.horizon) + BUCKET
         done = self.last_pulled(oldest, last_complete)

@@ -25,7 +25,7 @@ from ..connect import POOLER_ENV, ListenRefused, declare_pooler, refuse_listen_i
 from ..demo import DEMO_DATABASE, prepare_database, run_demo
 from ..demo import command as demo_command
 from ..render import print_refusal
-from . import db, exporter, incident, migrations, pull, report, rollout, schedule, seed
+from . import db, exporter, incident, migrations, pull, report, rollout, schedule, seed, simulate
 from .common import environment_server, err, guard, out, psql_hint
 
 __all__ = ["DEMO_DATABASE", "app", "run_demo"]
@@ -77,6 +77,7 @@ def demo(
 app.add_typer(rollout.app)
 app.add_typer(exporter.app)
 app.add_typer(pull.app)
+app.add_typer(simulate.app)
 app.add_typer(seed.app)
 app.add_typer(incident.app, name="incident", rich_help_panel=_SCENARIOS)
 app.add_typer(report.app)

@@ -4,7 +4,9 @@ Run it as an ingest login (a member of ``chat_rollout_ingest``: put the login in
 ``--interval`` seconds, ``--settle`` seconds after a bucket ends, it queries the last complete 10-second bucket at
 an explicit ``time=`` (the end of the bucket), backfills the buckets it missed up to ``--horizon``, writes through
 ``chat_put_v11_metric_samples`` with the provenance of each bucket, then runs the guardrails
-(``chat_rollout.puller``; docs/prometheus-in.md). ``--once`` runs one cycle: exit 0 when it saw no error, 1 otherwise.
+(``chat_rollout.puller``; docs/prometheus-in.md). With ``--alertmanager URL`` every cycle also reads Alertmanager's
+active P0/P1 alerts into the database (``chat_put_v11_active_alerts``), where they block the Go/No-Go.
+``--once`` runs one cycle: exit 0 when it saw no error, 1 otherwise.
 """
 
 from __future__ import annotations
@@ -30,6 +32,14 @@ def pull(
     prometheus: Annotated[
         str, typer.Option("--prometheus", metavar="URL", help="The Prometheus to query, e.g. http://prometheus:9090.")
     ],
+    alertmanager: Annotated[
+        str | None,
+        typer.Option("--alertmanager", metavar="URL", help="Also read the active P0/P1 alerts of this Alertmanager "
+                     "each cycle (e.g. http://alertmanager:9093); they block the Go/No-Go."),
+    ] = None,
+    alert_severity_label: Annotated[
+        str, typer.Option("--alert-severity-label", help="The alert label holding the severity (P0, P1, ...).")
+    ] = "severity",
     interval: Annotated[float, typer.Option("--interval", min=1, help="Seconds between cycles.")] = 10.0,
     horizon: Annotated[
         str, typer.Option("--horizon", help="How far back missed buckets are backfilled (90s, 10m, 1h).")
@@ -67,7 +77,8 @@ def pull(
     try:
         url, _ = target(srv, database)
         worker = pulling.Puller(url, prometheus, horizon=span, settle=settle, timeout=timeout,
-                                max_consecutive_errors=max_consecutive_errors)
+                                max_consecutive_errors=max_consecutive_errors, alertmanager_url=alertmanager,
+                                alert_severity_label=alert_severity_label)
         if where is not None:
             try:
                 worker.serve_metrics(*where)
