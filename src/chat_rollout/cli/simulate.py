@@ -17,7 +17,7 @@ from typing import Annotated
 import typer
 
 from .. import simulate as simulation
-from ..exporter import parse_listen
+from ..listen import parse_listen
 from .common import Refusal, err, guard
 
 app = typer.Typer()  # simulate: a command of the root

@@ -29,6 +29,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, start_http_server
 
+from ..listen import parse_listen
 from .collector import (
     APPLICATION_NAME,
     DEFAULT_CONNECT_TIMEOUT_S,
@@ -89,14 +90,6 @@ def registry_for(collector: RolloutCollector) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(collector)
     return registry
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9464`` for IPv6) as (host, port); ValueError when it is not one."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--listen {listen!r} is not HOST:PORT (e.g. 127.0.0.1:9464)")
-    return host.strip("[]"), int(port)
 
 
 @dataclass

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 
 import psycopg
 
+from ..listen import parse_listen  # noqa: F401 -- re-exported by chat_rollout.puller
+
 log = logging.getLogger("chat_rollout.puller")
 
 BUCKET = dt.timedelta(seconds=10)
@@ -102,15 +104,6 @@ def parse_duration(text: str) -> dt.timedelta:
     if number or total <= 0:
         raise ValueError(f"{text!r} is not a duration such as 90s, 10m or 1h")
     return dt.timedelta(seconds=total)
-
-
-def parse_listen(listen: str) -> tuple[str, int]:
-    """``HOST:PORT`` (``[::1]:9465`` for IPv6) as (host, port); ValueError when it is not one."""
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"--listen {listen!r} is not HOST:PORT (e.g. 127.0.0.1:9465)")
-    return host.strip("[]"), int(port)
-
 
 
 def http_get(url: str, timeout: float, shown: str, kind: str | None = None) -> bytes:
