@@ -246,6 +246,11 @@ CASES = [
             ("alert_source", "too-short", '{"required": true, "max_age": "29 seconds"}'),
             ("alert_source", "huge", '{"required": true, "max_age": "1000000000 years"}'),
             ("alert_source", "1mb", json.dumps({"required": True, "max_age": MB})),
+            ("assignment_salt", "null", None),
+            ("assignment_salt", "number", "7"),
+            ("assignment_salt", "blank", '"   "'),
+            ("assignment_salt", "empty", '""'),
+            ("assignment_salt", "1mb", json.dumps(MB)),
         ]
     ],
     # --- chat_set_v11_metric_rule(p_metric, p_settings)
@@ -369,6 +374,19 @@ CASES = [
         ]
     ],
     ("active-alerts", "chat_get_v11_active_alerts", "select * from public.chat_get_v11_active_alerts()", None, OK),
+    # --- chat_get_v11_assignment(p_user_key text) / chat_get_v11_assignment_policy()
+    *[
+        (f"assignment-{label}", "chat_get_v11_assignment", "select * from public.chat_get_v11_assignment(%s)",
+         (value,), expected)
+        for label, value, expected in [
+            ("null", None, "RO011"),
+            ("empty", "", OK),
+            ("1mb", MB, OK),
+            ("injection", INJECTIONS[0], OK),
+        ]
+    ],
+    ("assignment-policy", "chat_get_v11_assignment_policy", "select * from public.chat_get_v11_assignment_policy()",
+     None, OK),
     # --- chat_put_v11_metric_samples(p_samples jsonb)
     *[
         (f"samples-json-{label}", "chat_put_v11_metric_samples",

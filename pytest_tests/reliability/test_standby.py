@@ -37,6 +37,8 @@ READERS = [
     ("incidents", "select * from chat_get_v11_incidents()", ()),
     ("incident_checklist", "select * from chat_get_v11_incident_checklist(%(incident)s)", ()),
     ("incident_timeline", "select * from chat_get_v11_incident_timeline(%(incident)s)", ()),
+    ("assignment", "select * from chat_get_v11_assignment('user-42')", ()),
+    ("assignment_policy", "select * from chat_get_v11_assignment_policy()", ()),
 ]
 
 # (name, call, SQLSTATEs the primary itself would answer with these arguments besides success)

@@ -73,6 +73,8 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
     at = bucket + dt.timedelta(seconds=30)
     return [
         (OPERATOR, "select * from public.chat_get_v11_rollout_state()", None),
+        (OPERATOR, "select * from public.chat_get_v11_assignment('user-42')", None),
+        (OPERATOR, "select salt, changed_by from public.chat_get_v11_assignment_policy()", None),
         (OPERATOR, "select * from public.chat_get_v11_rollout_history(50)", None),
         (OPERATOR, "select * from public.chat_verify_v11_history()", None),
         (INGEST, "select public.chat_put_v11_metric_samples(%s::jsonb)", (samples,)),

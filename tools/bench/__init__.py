@@ -12,6 +12,8 @@ One module per benchmark, one shared runner:
                  vs ~10 M rows, and the plans of the statements the gate call runs (partitions touched).
 - ``ingest``     ingestion throughput through the public path vs a bare COPY of the same rows.
 - ``rollout``    the kill switch (latency, under load, notification) and state-change throughput.
+- ``client``     the application client: ``in_canary`` calls/s, a kill reaching 50 clients, recovery after a
+                 server restart (a private cluster).
 - ``migration``  ``alembic upgrade head`` on an empty database.
 - ``suite``      the test suite's wall time (last; ``--no-suite``, not in ``--smoke``).
 
