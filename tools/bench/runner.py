@@ -33,10 +33,23 @@ from .common import Context, Section, SummaryRow, table, verdict
 # in this order; the test suite last: it loads the machine
 BENCHMARKS = {"select_one": select_one, "state_read": state_read, "gates": gates, "ingest": ingest,
               "rollout": rollout, "client": client, "migration": migration, "suite": suite}
+# Figures measured by their own commands (tests in real time, standalone benchmarks) live below this line of the
+# report; a run keeps them as they are, so regenerating the report never drops them.
+KEPT_MARKER = "<!-- kept across runs: figures measured by their own commands, each with its command -->"
 RUN_MINUTES_TARGET = 15.0  # issue 6: the whole run on a clean clone, 2 cores
 SETTINGS = ["shared_buffers", "work_mem", "effective_cache_size", "synchronous_commit", "fsync", "wal_level",
             "max_wal_size", "jit", "plan_cache_mode"]
 
+
+
+def kept_sections(output: Path) -> str:
+    """The part of the existing report from KEPT_MARKER on (empty when there is none): appended to the new one."""
+    try:
+        text = output.read_text()
+    except OSError:
+        return ""
+    at = text.find(KEPT_MARKER)
+    return "" if at < 0 else "\n" + text[at:].rstrip("\n") + "\n"
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m tools.bench", description=__doc__,
@@ -273,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
                 None if args.smoke else minutes < RUN_MINUTES_TARGET)], body=[
                 f"Server, fresh database, migration, every benchmark above and the report: {minutes:.1f} min "
                 f"(target of issue 6: under {RUN_MINUTES_TARGET:g} min on a clean clone with 2 cores)."]))
-        report = render(ctx, sections, host, facts, commands, date, seconds)
+        report = render(ctx, sections, host, facts, commands, date, seconds) + kept_sections(args.output)
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(report)
         ctx.log(f"report written to {args.output}")
