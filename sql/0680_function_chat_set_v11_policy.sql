@@ -1,6 +1,6 @@
 -- Changes a rollout policy, validated per key: auto_kill (boolean), p0_exit_window (30-60 minutes),
 -- state_lock_timeout (100 ms - 60 s), retention (1-400 days), alert_source ({"required": boolean, "max_age":
--- 30 s - 1 h}). A refusal (RO014) names the value and the range.
+-- 30 s - 1 h}), approval_ttl (5 minutes - 7 days). A refusal (RO014) names the value and the range.
 create or replace function public.chat_set_v11_policy(p_key text, p_value jsonb)
 returns table (
     key text,
@@ -27,12 +27,18 @@ begin
         select p.* into v_old from chat_v11.alert_policy as p where p.key = p_key for update;
     end if;
     if not found then
+        -- approval_ttl too (sql/0114_table_approval_policy.sql), same columns
+        select p.* into v_old from chat_v11.approval_policy as p where p.key = p_key for update;
+    end if;
+    if not found then
         raise exception using
             errcode = 'RO014',
             message = format('unknown policy %s', chat_v11.shown(p_key)),
             detail = format('Known policies: %s.', (
                 select string_agg(k.key, ', ' order by k.key)
-                  from (select p.key from chat_v11.policy as p union all select a.key from chat_v11.alert_policy as a) as k
+                  from (select p.key from chat_v11.policy as p
+                        union all select a.key from chat_v11.alert_policy as a
+                        union all select a.key from chat_v11.approval_policy as a) as k
             )),
             hint = 'Name one of the known policies.';
     end if;
@@ -80,6 +86,8 @@ begin
                                 v_interval)
                 when p_key = 'retention' and v_interval not between interval '1 day' and interval '400 days'
                     then format('retention must be between 1 day and 400 days; got %s', v_interval)
+                when p_key = 'approval_ttl' and v_interval not between interval '5 minutes' and interval '7 days'
+                    then format('approval_ttl must be between 5 minutes and 7 days; got %s', v_interval)
             end;
         end if;
     end if;
@@ -97,6 +105,9 @@ begin
     update chat_v11.alert_policy as p
        set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
      where p.key = p_key;
+    update chat_v11.approval_policy as p
+       set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
+     where p.key = p_key;
     insert into chat_v11.config_change (actor, target, target_key, old_value, new_value)
     values (chat_v11.claimed_actor(), 'policy', p_key, v_old.value, p_value);
     return query
@@ -104,6 +115,10 @@ begin
         union all
         select p.key, p.value, p.description, p.changed_at, p.changed_by
           from chat_v11.alert_policy as p
+         where p.key = p_key
+        union all
+        select p.key, p.value, p.description, p.changed_at, p.changed_by
+          from chat_v11.approval_policy as p
          where p.key = p_key;
 end
 $$;
@@ -114,4 +129,5 @@ comment on function public.chat_set_v11_policy(text, jsonb) is
 'Admin: set a rollout policy. auto_kill (boolean, default true), p0_exit_window (30-60 minutes, default '
 '"30 minutes"), state_lock_timeout (100 ms - 60 s, default "2 seconds"), retention (1-400 days, default '
 '"30 days"), alert_source ({"required": false, "max_age": "2 minutes"}; max_age 30 s - 1 h; required makes a '
-'fresh, reachable Alertmanager read a Go condition). Out-of-range values are refused (RO014). Audited.';
+'fresh, reachable Alertmanager read a Go condition), approval_ttl (5 minutes - 7 days, default "24 hours": how long a '
+'promotion approval counts at most). Out-of-range values are refused (RO014). Audited.';

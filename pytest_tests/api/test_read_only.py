@@ -22,6 +22,8 @@ GETS = [
     "select count(*) from public.chat_get_v11_metric_pulls(now() - interval '1 hour', now())",
     "select public.chat_get_v11_postmortem(1)",
     "select count(*) from public.chat_get_v11_active_alerts()",
+    "select count(*) from public.chat_get_v11_approvals()",
+    "select * from public.chat_get_v11_progression()",
 ]
 
 
