@@ -18,7 +18,7 @@ create table chat_v11.rollout_history (
     hash text not null,
     constraint rollout_history_pkey primary key (version),
     constraint rollout_history_action_valid check (
-        action in ('init', 'promote', 'rollback', 'hold', 'kill', 'resume', 'unfreeze', 'auto_kill')
+        action in ('init', 'promote', 'rollback', 'hold', 'kill', 'resume', 'unfreeze', 'auto_kill', 'auto_promote')
     ),
     constraint rollout_history_version_positive check (version >= 1),
     constraint rollout_history_hash_format check (hash ~ '^[0-9a-f]{64}$' and prev_hash ~ '^[0-9a-f]{64}$')

@@ -1,4 +1,4 @@
--- Append-only audit of configuration changes (stages, policies, metric rules, metric sources).
+-- Append-only audit of configuration changes (stages, stage policies, policies, metric rules, metric sources).
 create table chat_v11.config_change (
     change_id bigint generated always as identity,
     changed_at timestamptz not null default pg_catalog.clock_timestamp(),
@@ -10,9 +10,10 @@ create table chat_v11.config_change (
     new_value jsonb not null,
     constraint config_change_pkey primary key (change_id),
     constraint config_change_target_valid check (
-        target in ('stage', 'policy', 'metric_rule', 'metric_source')
+        target in ('stage', 'policy', 'metric_rule', 'metric_source', 'stage_policy')
     )
 );
 
 comment on table chat_v11.config_change is
-'Who changed which stage setting, policy, metric rule or metric source, when, from what to what. Append-only.';
+'Who changed which stage setting, stage policy, policy, metric rule or metric source, when, from what to what. '
+'Append-only.';

@@ -1,4 +1,5 @@
--- The gate verdict and the Go/No-Go of the playbook (section 9) for a given state at p_at.
+-- The gate verdict and the Go/No-Go of the playbook (section 9) for a given state at p_at. Missing approvals for the
+-- next stage (SPEC 9) are blockers, not Go/No-Go checks: a promotion refuses them with RO041 of their own.
 create or replace function chat_v11.evaluate_gates(
     p_at timestamptz,
     p_stage text,
@@ -34,6 +35,7 @@ declare
     v_until timestamptz;
     v_go text[] := '{}'::text[];
     v_blockers text[] := '{}'::text[];
+    v_approvals text;
 begin
     select
         coalesce(bool_or(c.severity = 'P0' and c.status = 'fail'), false),
@@ -113,6 +115,16 @@ begin
             end
         );
     end if;
+    -- approvals (SPEC 9): the next stage's policy, counted as the session user would count them when promoting;
+    -- one index probe when the next stage needs none (the kill path evaluates the gates too)
+    if v_next is not null and exists (
+        select from chat_v11.stage_policy as p where p.stage = v_next and p.approvals_required > 0
+    ) then
+        v_approvals := (select a.blocker from chat_v11.approval_status(p_at, v_next) as a);
+        if v_approvals is not null then
+            v_blockers := v_blockers || v_approvals;
+        end if;
+    end if;
 
     return query select
         v_p0_ok, v_p1_ok, v_decision, pg_catalog.cardinality(v_blockers) = 0,
@@ -123,4 +135,5 @@ $$;
 revoke all on function chat_v11.evaluate_gates(timestamptz, text, boolean, boolean, bigint, timestamptz) from public;
 comment on function chat_v11.evaluate_gates(timestamptz, text, boolean, boolean, bigint, timestamptz) is
 'Gate verdict (gate_p0_ok, gate_p1_ok, rollout_decision) and the Go/No-Go blockers for a state at p_at (active '
-'P0/P1 alerts and the alert source included: chat_v11.alert_blockers).';
+'P0/P1 alerts and the alert source included: chat_v11.alert_blockers); missing approvals of the next stage are '
+'blockers (chat_v11.approval_status).';

@@ -45,6 +45,7 @@ declare
     v_notice text;
     v_timeout interval;
     v_percent numeric;
+    v_approvals record;
 begin
     perform chat_v11.begin_write('chat_set_v11_rollout_state');
     if p_kill_switch is null then
@@ -265,6 +266,26 @@ begin
                                                          'YYYY-MM-DD HH24:MI:SS'), 'an unknown time')),
                         hint = 'Wait for the end of the observation window, then promote again.';
                 end if;
+                -- GUARD: four eyes (SPEC 9): the next stage's approvals, never the promoter's own
+                select a.* into v_approvals from chat_v11.approval_status(v_now, p_stage) as a;
+                if v_approvals.blocker is not null then
+                    raise exception using
+                        errcode = 'RO041',
+                        message = format('promotion to %s is refused: approvals are missing', p_stage),
+                        detail = format('%s of %s required approvals are valid for promotion to %s%s.%s',
+                                        v_approvals.valid, v_approvals.required, p_stage,
+                                        case when v_approvals.valid > 0
+                                             then format(' (%s)', array_to_string(v_approvals.approvers, ', '))
+                                             else '' end,
+                                        case when v_approvals.own_approval
+                                             then format(' The approval of %s does not count for a promotion by %s.',
+                                                         session_user, session_user)
+                                             else '' end),
+                        hint = format('%s more approval(s) from someone other than %s (the promoter) are needed: '
+                                      'select * from chat_approve_v11_promotion(%L, reason); an approval counts until '
+                                      'the stage or the kill switch changes, at most for approval_ttl.',
+                                      v_approvals.required - v_approvals.valid, session_user, p_stage);
+                end if;
                 v_action := 'promote';
                 v_frozen := false;
             end if;
@@ -323,4 +344,5 @@ comment on function public.chat_set_v11_rollout_state(text, boolean, text) is
 '(same stage, false) = hold (freeze promotion); (lower stage, false) = rollback; (next stage, false) = '
 'promote through the Go/No-Go; (stage, false) while killed = resume through the P0 exit criteria. '
 'Returns the new state and the action taken; note says what was not applied. A NOTICE says what a rollback or '
-'a resume did; a resume also needs every open P0 incident resolved (RO018).';
+'a resume did; a resume also needs every open P0 incident resolved (RO018), a promotion the approvals its stage '
+'policy requires, never counting the promoter''s own (RO041).';

@@ -1,8 +1,9 @@
 -- Changes a rollout policy, validated per key: auto_kill (boolean), p0_exit_window (30-60 minutes),
 -- state_lock_timeout (100 ms - 60 s), retention (1-400 days), alert_source ({"required": boolean, "max_age":
 -- 30 s - 1 h}), assignment_salt (1-200 characters, not blank; only while no traffic is in the canary: the state row
--- is taken first, in the state calls' lock order, so a racing promotion cannot slip between; RO040 otherwise). A
--- refusal (RO014) names the value and the range. A new salt is announced with NOTIFY chat_v11_assignment.
+-- is taken first, in the state calls' lock order, so a racing promotion cannot slip between; RO040 otherwise),
+-- approval_ttl (5 minutes - 7 days). A refusal (RO014) names the value and the range. A new salt is announced with
+-- NOTIFY chat_v11_assignment.
 create or replace function public.chat_set_v11_policy(p_key text, p_value jsonb)
 returns table (
     key text,
@@ -41,6 +42,10 @@ begin
         select p.* into v_old from chat_v11.assignment_policy as p where p.key = p_key for update;
     end if;
     if not found then
+        -- approval_ttl too (sql/0116_table_approval_policy.sql), same columns
+        select p.* into v_old from chat_v11.approval_policy as p where p.key = p_key for update;
+    end if;
+    if not found then
         raise exception using
             errcode = 'RO014',
             message = format('unknown policy %s', chat_v11.shown(p_key)),
@@ -48,7 +53,8 @@ begin
                 select string_agg(k.key, ', ' order by k.key)
                   from (select p.key from chat_v11.policy as p
                         union all select a.key from chat_v11.alert_policy as a
-                        union all select a.key from chat_v11.assignment_policy as a) as k
+                        union all select a.key from chat_v11.assignment_policy as a
+                        union all select a.key from chat_v11.approval_policy as a) as k
             )),
             hint = 'Name one of the known policies.';
     end if;
@@ -103,6 +109,8 @@ begin
                                 v_interval)
                 when p_key = 'retention' and v_interval not between interval '1 day' and interval '400 days'
                     then format('retention must be between 1 day and 400 days; got %s', v_interval)
+                when p_key = 'approval_ttl' and v_interval not between interval '5 minutes' and interval '7 days'
+                    then format('approval_ttl must be between 5 minutes and 7 days; got %s', v_interval)
             end;
         end if;
     end if;
@@ -133,6 +141,9 @@ begin
     update chat_v11.alert_policy as p
        set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
      where p.key = p_key;
+    update chat_v11.approval_policy as p
+       set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
+     where p.key = p_key;
     update chat_v11.assignment_policy as p
        set value = p_value, changed_at = clock_timestamp(), changed_by = session_user
      where p.key = p_key;
@@ -157,6 +168,10 @@ begin
         union all
         select p.key, p.value, p.description, p.changed_at, p.changed_by
           from chat_v11.assignment_policy as p
+         where p.key = p_key
+        union all
+        select p.key, p.value, p.description, p.changed_at, p.changed_by
+          from chat_v11.approval_policy as p
          where p.key = p_key;
 end
 $$;
@@ -168,5 +183,6 @@ comment on function public.chat_set_v11_policy(text, jsonb) is
 '"30 minutes"), state_lock_timeout (100 ms - 60 s, default "2 seconds"), retention (1-400 days, default '
 '"30 days"), alert_source ({"required": false, "max_age": "2 minutes"}; max_age 30 s - 1 h; required makes a '
 'fresh, reachable Alertmanager read a Go condition), assignment_salt (1-200 characters, default "chat_v11"; only '
-'while no traffic is in the canary, RO040; announced with NOTIFY chat_v11_assignment). Out-of-range values are '
-'refused (RO014). Audited.';
+'while no traffic is in the canary, RO040; announced with NOTIFY chat_v11_assignment), approval_ttl (5 minutes - '
+'7 days, default "24 hours": how long a promotion approval counts at most). Out-of-range values are refused '
+'(RO014). Audited.';

@@ -143,6 +143,14 @@ def run_workload(conn: psycopg.Connection, url: str) -> Workload:
            """select * from public.chat_set_v11_metric_rule('full_state_rate', '{"alpha": "high"}')""",
            expect="RO016")  # fmt: skip
     w.call("metric rule unknown", """select * from public.chat_set_v11_metric_rule('nope', '{}')""", expect="RO021")
+    # progression and approvals (SPEC 9): a policy that changes nothing, the refusals, the reads, an idle run
+    w.call("stage policy", """select * from public.chat_set_v11_stage_policy('full', '{"approvals_required": 0}')""")
+    w.call("stage policy bad", """select * from public.chat_set_v11_stage_policy('full', '{"x": 1}')""",
+           expect="RO044")  # fmt: skip
+    w.call("approve not next", "select * from public.chat_approve_v11_promotion('full', 'skip')", expect="RO042")
+    w.call("approvals", "select * from public.chat_get_v11_approvals()")
+    w.call("progression", "select * from public.chat_get_v11_progression()")
+    w.call("progression run", "select * from public.chat_run_v11_progression()")
 
     # the playbook's state calls and their refusals, at stage off without data
     w.call("hold", set_state, ("off", False, "hold"))

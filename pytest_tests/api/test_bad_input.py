@@ -251,8 +251,55 @@ CASES = [
             ("assignment_salt", "blank", '"   "'),
             ("assignment_salt", "empty", '""'),
             ("assignment_salt", "1mb", json.dumps(MB)),
+            ("approval_ttl", "null", None),
+            ("approval_ttl", "too-short", '"4 minutes"'),
+            ("approval_ttl", "too-long", '"8 days"'),
+            ("approval_ttl", "number", "24"),
+            ("approval_ttl", "injection", json.dumps(INJECTIONS[0])),
         ]
     ],
+    # --- chat_set_v11_stage_policy(p_stage, p_settings)
+    *[
+        (f"stage-policy-stage-{i}", "chat_set_v11_stage_policy",
+         "select * from public.chat_set_v11_stage_policy(%s, '{\"auto_promote\": true}')", (stage,), "RO002")
+        for i, stage in enumerate([None, "", "canary_2", MB, *INJECTIONS])
+    ],
+    *[
+        (f"stage-policy-{label}", "chat_set_v11_stage_policy",
+         "select * from public.chat_set_v11_stage_policy('canary_5', %s::jsonb)", (value,), "RO044")
+        for label, value in [
+            ("null", None),
+            ("json-null", "null"),
+            ("empty", "{}"),
+            ("array", "[]"),
+            ("unknown-key", '{"auto_promote": true, "approval_ttl": "1 hour"}'),
+            ("injection-key", json.dumps({INJECTIONS[0]: 1})),
+            ("auto-promote-string", '{"auto_promote": "yes"}'),
+            ("auto-promote-null", '{"auto_promote": null}'),
+            ("approvals-negative", '{"approvals_required": -1}'),
+            ("approvals-eleven", '{"approvals_required": 11}'),
+            ("approvals-fraction", '{"approvals_required": 1.5}'),
+            ("approvals-huge", '{"approvals_required": 1e300}'),
+            ("approvals-string", '{"approvals_required": "2"}'),
+            ("1mb", json.dumps({"auto_promote": MB})),
+        ]
+    ],
+    # --- chat_approve_v11_promotion(p_stage, p_reason): at off only canary_1 can be approved (an accepted approval
+    # writes one: the accepted ones are in pytest_tests/progression/)
+    *[
+        (f"approve-stage-{i}", "chat_approve_v11_promotion",
+         "select * from public.chat_approve_v11_promotion(%s, 'ok')", (stage,), "RO042")
+        for i, stage in enumerate([None, "", "off", "canary_5", "full", "canary_2", MB, *INJECTIONS])
+    ],
+    *[
+        (f"approve-reason-{label}", "chat_approve_v11_promotion",
+         "select * from public.chat_approve_v11_promotion('canary_1', %s)", (reason,), "RO001")
+        for label, reason in [("null", None), ("empty", ""), ("blank", " \u200b "), ("1mb", MB)]
+    ],
+    ("approvals", "chat_get_v11_approvals", "select * from public.chat_get_v11_approvals()", None, OK),
+    ("progression", "chat_get_v11_progression", "select * from public.chat_get_v11_progression()", None, OK),
+    ("progression-run-nothing-to-do", "chat_run_v11_progression", "select * from public.chat_run_v11_progression()",
+     None, OK),
     # --- chat_set_v11_metric_rule(p_metric, p_settings)
     *[
         (f"rule-metric-{i}", "chat_set_v11_metric_rule",

@@ -24,6 +24,8 @@ GETS = [
     "select count(*) from public.chat_get_v11_active_alerts()",
     "select * from public.chat_get_v11_assignment('user-42')",
     "select * from public.chat_get_v11_assignment_policy()",
+    "select count(*) from public.chat_get_v11_approvals()",
+    "select * from public.chat_get_v11_progression()",
 ]
 
 

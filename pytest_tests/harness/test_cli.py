@@ -43,8 +43,9 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
 
     with psycopg.connect(db_url, autocommit=True) as conn:
         s = state(conn)
-        assert (s["stage"], s["kill_switch"], s["promotion_frozen"], s["version"]) == ("canary_5", False, False, 8)
-        rows = history(conn)
+        assert (s["stage"], s["kill_switch"], s["promotion_frozen"], s["version"]) == ("canary_25", False, False, 9)
+        rows = history(conn)[1:]  # below the chapter 7 auto_promote (v9): the incident's story
+        assert history(conn)[0]["action"] == "auto_promote" and history(conn)[0]["actor"] == "guardrail"
         assert [(r["version"], r["action"], r["from_stage"], r["to_stage"], r["to_kill_switch"]) for r in rows] == [
             (8, "promote", "canary_1", "canary_5", False),
             (7, "unfreeze", "canary_1", "canary_1", False),
@@ -71,11 +72,12 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
         ]
         assert rows[0]["gate_snapshot"]["rollout_decision"] == "PROCEED"
         verified = conn.execute("select ok, rows_checked from public.chat_verify_v11_history()").fetchone()
-        assert verified == (True, 8)
+        assert verified == (True, 9)
         audited = conn.execute(
             "select target, target_key, new_value ->> 'min_observation' from chat_v11.config_change"
         ).fetchall()
-        assert audited == [("stage", "canary_1", "00:00:00")]
+        assert audited[0] == ("stage", "canary_1", "00:00:00")  # chapter 6; chapter 7 then sets canary_5 and a policy
+        assert [(t, k) for t, k, _ in audited[1:]] == [("stage", "canary_5"), ("stage_policy", "canary_25")]
         samples = conn.execute(
             "select count(*), max(numerator) filter (where metric = 'ack_without_receipt_10s_rate') "
             "from chat_v11.metric_sample"
@@ -172,7 +174,7 @@ def test_run_demo_replays_the_p0_incident_on_a_fresh_database(db_url):
     for section in ("§3", "§4.1", "§4.2", "§4.4", "§5", "§5.6", "§8", "§9", "§10", "§11"):
         assert section in out
     assert "NOT AS EXPECTED" not in out
-    assert "All 24 steps behaved as the playbook expects (6 chapters)" in out
+    assert "All 25 steps behaved as the playbook expects (7 chapters)" in out
 
 
 def test_run_demo_reports_a_deviation(db_url):
@@ -228,7 +230,7 @@ def test_status_tells_what_the_hold_call_does_at_each_state(db_url):
     out = " ".join(invoke(["status"], db_url).output.split())
     calls = out[out.index("Playbook section 8") :]
     assert "HOLD: promotion frozen" in calls and "ROLLBACK: traffic drops" in calls
-    assert "refused (RO005/RO006)" in calls
+    assert "refused (RO005/RO006/RO041)" in calls
 
 
 def test_status_on_an_unmigrated_database_prints_the_error_without_a_traceback(empty_db):
@@ -344,10 +346,11 @@ def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_s
             result = invoke(["demo"], pg_server.url)
             assert result.exit_code == 0, result.output
             assert f"recreating database {name}" in result.output
-            assert "All 24 steps behaved as the playbook expects" in result.output
+            assert "All 25 steps behaved as the playbook expects" in result.output
             assert f"psql '{pg_server.url_for(name)}'" in result.output
         with psycopg.connect(pg_server.url_for(name), autocommit=True) as conn:
             assert [r["action"] for r in history(conn)] == [
+                "auto_promote",
                 "promote",
                 "unfreeze",
                 "resume",
@@ -358,7 +361,7 @@ def test_demo_command_recreates_its_database_walks_and_exits_0(monkeypatch, pg_s
                 "init",
             ]
             s = state(conn)
-            assert (s["stage"], s["kill_switch"], s["promotion_frozen"]) == ("canary_5", False, False)
+            assert (s["stage"], s["kill_switch"], s["promotion_frozen"]) == ("canary_25", False, False)
             incident = conn.execute("select severity, status, has_postmortem from public.chat_get_v11_incidents()")
             assert incident.fetchall() == [("P0", "closed", True)]
             checklist = conn.execute("select status from public.chat_get_v11_incident_checklist(1) order by item")

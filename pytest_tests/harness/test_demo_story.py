@@ -214,10 +214,12 @@ def test_the_demo_ends_where_the_readme_says(told):
     assert steps and f"in {steps[1]} verified steps" in readme
     with psycopg.connect(told.url, autocommit=True) as conn:
         s = state(conn)
-        assert (s["stage"], s["kill_switch"], s["promotion_frozen"], s["version"]) == ("canary_5", False, False, 8)
+        assert (s["stage"], s["kill_switch"], s["promotion_frozen"], s["version"]) == ("canary_25", False, False, 9)
         assert [r["action"] for r in history(conn)] == [
-            "promote", "unfreeze", "resume", "kill", "auto_kill", "hold", "promote", "init",
+            "auto_promote", "promote", "unfreeze", "resume", "kill", "auto_kill", "hold", "promote", "init",
         ]  # fmt: skip
+    [approval] = told.rows("select approved_by, stage from chat_v11.promotion_approval")
+    assert approval == {"approved_by": "chat_demo_reviewer", "stage": "canary_25"}
     [incident] = told.rows("select severity, status, has_postmortem from public.chat_get_v11_incidents()")
     assert incident == {"severity": "P0", "status": "closed", "has_postmortem": True}
 

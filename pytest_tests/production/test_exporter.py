@@ -293,7 +293,7 @@ def test_series_are_bounded_and_documented(conn, db_url):
     with running_exporter(reader_url(db_url)) as exporter:
         result = scrape(exporter.url)
     bound = FIXED_SERIES + SERIES_PER_CHECK * len(metrics)
-    assert len(result.samples) <= bound == 21 + 8 * 9
+    assert len(result.samples) <= bound == 25 + 8 * 9
     assert len(result.samples) > FIXED_SERIES + len(CHECK_STATUSES) * len(metrics)
     labels = {}
     for _, lab, _ in result.samples:

@@ -39,6 +39,8 @@ READERS = [
     ("incident_timeline", "select * from chat_get_v11_incident_timeline(%(incident)s)", ()),
     ("assignment", "select * from chat_get_v11_assignment('user-42')", ()),
     ("assignment_policy", "select * from chat_get_v11_assignment_policy()", ()),
+    ("approvals", "select count(*) from chat_get_v11_approvals()", ()),
+    ("progression", "select * from chat_get_v11_progression()", ()),
 ]
 
 # (name, call, SQLSTATEs the primary itself would answer with these arguments besides success)
@@ -54,6 +56,9 @@ WRITERS = [
         (),
     ),
     ("run_guardrails", "select * from chat_run_v11_guardrails()", ()),
+    ("run_progression", "select * from chat_run_v11_progression()", ()),
+    ("set_stage_policy", "select * from chat_set_v11_stage_policy('canary_1', '{\"approvals_required\": 1}')", ()),
+    ("approve_promotion", "select * from chat_approve_v11_promotion('canary_1', 'four eyes')", ()),
     ("set_policy", "select * from chat_set_v11_policy('state_lock_timeout', '\"3 seconds\"')", ()),
     ("set_stage_settings", "select * from chat_set_v11_stage_settings('canary_1', 1.5, null)", ()),
     ("set_metric_rule", "select * from chat_set_v11_metric_rule('full_state_rate', '{\"factor\": 2}')", ()),

@@ -91,6 +91,13 @@ def script(bucket: dt.datetime) -> list[tuple[str, str, tuple | None]]:
         (ADMIN, "select * from public.chat_set_v11_stage_settings('canary_1', 2, '45 minutes')", None),
         (ADMIN, "select * from public.chat_set_v11_policy('state_lock_timeout', '\"3 seconds\"')", None),
         (ADMIN, "select * from public.chat_set_v11_metric_rule('full_state_rate', '{\"factor\": 2}')", None),
+        (ADMIN, "select * from public.chat_set_v11_stage_policy('canary_1', '{\"approvals_required\": 1}')", None),
+        (OPERATOR, "select approval_id, stage, from_stage, approved_by, state_version, reason, recorded "
+                   "from public.chat_approve_v11_promotion('canary_1', 'four eyes')", None),
+        (OPERATOR, "select stage, approved_by, state_version, counts_for_you from public.chat_get_v11_approvals()",
+         None),
+        (OPERATOR, "select * from public.chat_get_v11_progression()", None),
+        (INGEST, "select action, stage, next_stage, version from public.chat_run_v11_progression()", None),
         (OPERATOR, "select * from public.chat_set_v11_rollout_state('canary_1', false, 'promote, refused')", None),
         (OPERATOR, "select * from public.chat_set_v11_rollout_state('off', false, 'hold')", None),
         (OPERATOR, "select * from public.chat_lift_v11_freeze('lift, refused: gates not green')", None),

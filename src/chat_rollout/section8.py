@@ -44,6 +44,6 @@ def calls_now(state: dict[str, Any], gates: dict[str, Any], open_p0: dict[str, A
             elif gates.get("promotion_allowed"):
                 promote = f"PROMOTE to {next_stage}"
             else:
-                promote = "refused (RO005/RO006): the Go/No-Go does not hold; see the blockers"
+                promote = "refused (RO005/RO006/RO041): the Go/No-Go does not hold; see the blockers"
             rows.append((f"('{next_stage}', false, …)", promote))
     return rows

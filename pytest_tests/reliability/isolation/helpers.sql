@@ -123,3 +123,41 @@ language sql stable as $$
            (select count(*) from chat_v11.incident as i where i.incident_id > (select m.i from public.iso_mark as m)),
            (select count(*) from chat_v11.incident as i where i.status in ('open', 'mitigated'));
 $$;
+
+-- a progression run: what it did, the stage after it and the version delta (details and blockers carry versions
+-- and timestamps); the NOTICE of a promotion is not sent to the client
+create function public.iso_progression() returns table (result text, stage text, dv bigint)
+language plpgsql
+set client_min_messages = error
+as $$
+begin
+    return query select p.action, p.stage, p.version - public.iso_v() from public.chat_run_v11_progression() as p;
+exception when others then
+    return query select format('%s: %s', sqlstate, sqlerrm), null::text, null::bigint;
+end
+$$;
+
+-- an approval by another login than the promoter (the spec's sessions are the superuser): the approval of
+-- chat_test_operator, recorded or not, and the state version delta it saw (security definer: the mark table is the
+-- superuser's; session_user, the approver, stays the login)
+create function public.iso_approve(p_stage text) returns table (result text, stage text, dv bigint)
+language plpgsql
+security definer
+set client_min_messages = error
+as $$
+begin
+    return query select case when a.recorded then 'approved' else 'already approved' end, a.stage,
+                        a.state_version - public.iso_v()
+                   from public.chat_approve_v11_promotion(p_stage, 'isolation approval') as a;
+exception when others then
+    return query select format('%s: %s', sqlstate, sqlerrm), null::text, null::bigint;
+end
+$$;
+
+-- the approvals that count now, with the version delta each saw
+create function public.iso_approvals() returns table (stage text, approved_by text, dv bigint)
+language sql stable as $$
+    select a.stage, a.approved_by, a.state_version - public.iso_v()
+      from public.chat_get_v11_approvals() as a
+     order by a.approval_id;
+$$;

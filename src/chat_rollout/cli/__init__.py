@@ -1,6 +1,7 @@
 """The operator CLI, ``chat-rollout`` (entry point ``chat_rollout.cli:app``): the root app and its sub-apps.
 
 - ``rollout``     ``status``, ``watch``; the state commands ``hold``, ``kill``, ``resume``, ``promote``, ``unfreeze``
+- ``progression`` ``approve STAGE --reason``, ``approvals`` (four eyes, SPEC 9)
 - ``seed``        ``seed SCENARIO`` / ``seed --list``
 - ``incident``    the group ``incident list|open|log|role|severity|status|snapshot|checklist|timeline|postmortem|close``
 - ``report``      ``report ID`` (the postmortem skeleton and its chart)
@@ -25,7 +26,7 @@ from ..connect import POOLER_ENV, ListenRefused, declare_pooler, refuse_listen_i
 from ..demo import DEMO_DATABASE, prepare_database, run_demo
 from ..demo import command as demo_command
 from ..render import print_refusal
-from . import db, exporter, incident, migrations, pull, report, rollout, schedule, seed, simulate
+from . import db, exporter, incident, migrations, progression, pull, report, rollout, schedule, seed, simulate
 from .common import environment_server, err, guard, out, psql_hint
 
 __all__ = ["DEMO_DATABASE", "app", "run_demo"]
@@ -75,6 +76,7 @@ def demo(
 
 
 app.add_typer(rollout.app)
+app.add_typer(progression.app)
 app.add_typer(exporter.app)
 app.add_typer(pull.app)
 app.add_typer(simulate.app)

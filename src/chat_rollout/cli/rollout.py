@@ -31,6 +31,7 @@ from ..render import (
 )
 from .common import DatabaseOption, Notice, Refusal, connection, environment_server, err, guard, out, target
 from .notifications import check_notification, history_rows
+from .progression import print_progression
 
 app = typer.Typer()  # commands of the root
 
@@ -43,7 +44,8 @@ _PANEL = "Change the rollout (one SQL call each)"
 @app.command(rich_help_panel=_READ)
 @guard
 def status(database: DatabaseOption = None) -> None:
-    """The rollout state, the gate verdict with its blockers, the gate checks and the last 10 history rows."""
+    """The rollout state, the gate verdict with its blockers, the progression (approvals valid/required,
+    auto-promote, the next automatic promotion), the gate checks and the last 10 history rows."""
     console = out()
     srv = environment_server()
     try:
@@ -53,6 +55,7 @@ def status(database: DatabaseOption = None) -> None:
             gates = cur.execute("select * from public.chat_get_v11_release_gates()").fetchone()
             checks = cur.execute("select * from public.chat_get_v11_gate_checks()").fetchall()
             history = cur.execute("select * from public.chat_get_v11_rollout_history(10)").fetchall()
+            progression = cur.execute("select * from public.chat_get_v11_progression()").fetchone()
             open_p0 = cur.execute(
                 "select incident_id, status from public.chat_get_v11_incidents() "
                 "where severity = 'P0' and status in ('open', 'mitigated') order by incident_id limit 1"
@@ -69,6 +72,7 @@ def status(database: DatabaseOption = None) -> None:
         )
     )
     print_verdict(console, gates)
+    print_progression(console, progression)
     console.print(checks_table(checks))
     console.print(history_table(history, "History (last 10, newest first)"))
     console.print(calls_table(section8.calls_now(state, gates, open_p0)))

@@ -1,12 +1,12 @@
 """The demo: the playbook's P0 incident replayed on a fresh database, call by call (and a smoke test).
 
-``run_demo(url, console)`` tells the story in six chapters (:mod:`.story`, :mod:`.incident`, :mod:`.aftermath`):
-before any data; the promotion to canary_1; the P0 spike; the first five minutes; the P0 runbook; decisions and
-postmortem. It runs on two clocks (:mod:`.timeline`): the calls run now, so the history and the incident record
-their real times, seconds apart; the metric samples carry the story's times, backfilled into the 70 minutes
-before the database's ``now()`` (the canary from T0, the spike 15 minutes later, the exit window clean 30 minutes
-after it), so every window the SQL evaluates holds the story. Where the two clocks meet, the narration says which
-one a time is on.
+``run_demo(url, console)`` tells the story in seven chapters (:mod:`.story`, :mod:`.incident`, :mod:`.aftermath`,
+:mod:`.progression`): before any data; the promotion to canary_1; the P0 spike; the first five minutes; the P0
+runbook; decisions and postmortem; the canary walks itself to canary_25 with one approval. It runs on two clocks
+(:mod:`.timeline`): the calls run now, so the history and the incident record their real times, seconds apart; the
+metric samples carry the story's times, backfilled into the 70 minutes before the database's ``now()`` (the canary
+from T0, the spike 15 minutes later, the exit window clean 30 minutes after it), so every window the SQL evaluates
+holds the story. Where the two clocks meet, the narration says which one a time is on.
 
 Every call is printed (its SQL; its result in full with ``verbose``) and checked against what the playbook
 expects; where the rollout stands is printed whenever it changed, the kill first. ``run_demo`` returns True only
@@ -30,6 +30,7 @@ from ..server import Server
 from ..utc import utc
 from .aftermath import decisions_and_postmortem
 from .incident import first_five_minutes, p0_runbook
+from .progression import the_canary_walks_itself
 from .session import Session, Walk
 from .story import CHANNEL, Play, before_any_data, promote_to_canary_1, the_p0_spike
 from .timeline import Clock
@@ -44,6 +45,7 @@ CHAPTERS = (
     first_five_minutes,
     p0_runbook,
     decisions_and_postmortem,
+    the_canary_walks_itself,
 )
 
 

@@ -29,6 +29,8 @@ READS = {
     "from public.chat_get_v11_gate_checks()",
     "incidents": "select severity, status from public.chat_get_v11_incidents()",
     "verify": "select ok, head_version from public.chat_verify_v11_history()",
+    "progression": "select auto_promote, approvals_required, approvals_missing, next_promotion_at "
+    "from public.chat_get_v11_progression()",
 }
 
 
@@ -109,7 +111,10 @@ class RolloutCollector(Collector):
         if self.last_error is not None:
             log.warning("reading the rollout again (after: %s)", self.last_error)
             self.last_error = None
-        return Snapshot(rows["state"][0], rows["gates"][0], rows["checks"], rows["incidents"], rows["verify"])
+        return Snapshot(
+            rows["state"][0], rows["gates"][0], rows["checks"], rows["incidents"], rows["verify"],
+            rows["progression"][0] if rows["progression"] else None,
+        )
 
     def _failed(self, exc: Exception) -> None:
         self.errors += 1

@@ -28,8 +28,10 @@ CHECK_VALUES = ("value", "threshold", "baseline", "volume")
 
 #: Series with fixed labels in a healthy scrape: up, scrape_errors_total, scrape_duration_seconds, rollout_info,
 #: stage_ordinal, traffic_percent, kill_switch, promotion_frozen, version, state_changed_timestamp_seconds,
-#: decision (3), gate_ok (2), promotion_allowed, open_incidents (3), history_verified, history_head_version.
-FIXED_SERIES = 10 + len(DECISIONS) + 2 + 1 + len(SEVERITIES) + 2
+#: decision (3), gate_ok (2), promotion_allowed, open_incidents (3), history_verified, history_head_version; and the
+#: progression's auto_promote, approvals_required, approvals_missing, next_promotion_timestamp_seconds (SPEC 9).
+PROGRESSION_SERIES = 4
+FIXED_SERIES = 10 + len(DECISIONS) + 2 + 1 + len(SEVERITIES) + 2 + PROGRESSION_SERIES
 #: Series per gate check at most: one per status, and value, threshold, baseline, volume (each omitted when null).
 SERIES_PER_CHECK = len(CHECK_STATUSES) + len(CHECK_VALUES)
 
@@ -57,6 +59,11 @@ HELP = {
     "open_incidents": "Incidents not yet resolved (open or mitigated), by severity.",
     "history_verified": "1 when chat_verify_v11_history() finds the hash-chained history intact.",
     "history_head_version": "The newest history version the verification reached.",
+    "auto_promote": "1 when the next stage's policy lets chat_run_v11_progression() promote into it.",
+    "approvals_required": "Approvals the next promotion needs (the next stage's policy).",
+    "approvals_missing": "Approvals the next promotion still lacks (required minus valid; 0 when none are needed).",
+    "next_promotion_timestamp_seconds": "When chat_run_v11_progression() will promote if nothing changes (Unix "
+    "time; absent when it will not: auto_promote off or a blocker other than the observation window).",
 }
 
 
@@ -83,6 +90,7 @@ class Snapshot:
     checks: list[dict]
     incidents: list[dict]
     verify: list[dict]
+    progression: dict | None = None  # chat_get_v11_progression(): None on a database without it
 
 
 def rollout_metrics(snap: Snapshot) -> Iterator[Metric]:
@@ -149,6 +157,8 @@ def rollout_metrics(snap: Snapshot) -> Iterator[Metric]:
         incidents.add_metric([severity], float(count))
     yield incidents
 
+    yield from progression_metrics(snap.progression)
+
     verified = _gauge("history_verified")
     verified.add_metric([], 1.0 if all(row["ok"] for row in snap.verify) else 0.0)
     yield verified
@@ -157,3 +167,22 @@ def rollout_metrics(snap: Snapshot) -> Iterator[Metric]:
         head_version = _gauge("history_head_version")
         head_version.add_metric([], head)
         yield head_version
+
+
+def progression_metrics(progression: dict | None) -> Iterator[Metric]:
+    """The progression series (SPEC 9): auto-promote, approvals required and missing, the next automatic promotion."""
+    if progression is None:
+        return
+    for name, column in (
+        ("auto_promote", "auto_promote"),
+        ("approvals_required", "approvals_required"),
+        ("approvals_missing", "approvals_missing"),
+    ):
+        gauge = _gauge(name)
+        gauge.add_metric([], _number(progression[column]) or 0.0)
+        yield gauge
+    at = progression["next_promotion_at"]
+    if at is not None:
+        gauge = _gauge("next_promotion_timestamp_seconds")
+        gauge.add_metric([], at.timestamp())
+        yield gauge

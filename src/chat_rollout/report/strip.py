@@ -13,6 +13,7 @@ ACTION_COLOUR = {
     "hold": "#d68910",
     "unfreeze": "#2471a3",
     "promote": "#7d3c98",
+    "auto_promote": "#7d3c98",
     "rollback": "#6e2c00",
     "init": "#7f8c8d",
 }
