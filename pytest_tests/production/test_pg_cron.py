@@ -44,6 +44,8 @@ MAX_TICK_WAIT = 70  # seconds: the next whole minute, plus the jobs' own run tim
 DOCUMENTED = {
     "chat-guardrails": "select cron.schedule_in_database('chat-guardrails', '* * * * *', "
     "'select * from public.chat_run_v11_guardrails()', current_database(), 'cron_ingest')",
+    "chat-progression": "select cron.schedule_in_database('chat-progression', '* * * * *', "
+    "'select * from public.chat_run_v11_progression()', current_database(), 'cron_ingest')",
     "chat-maintenance": "select cron.schedule_in_database('chat-maintenance', '17 * * * *', "
     "'select * from public.chat_run_v11_maintenance()', current_database(), 'cron_ingest')",
     "chat-cron-history": "select cron.schedule_in_database('chat-cron-history', '47 * * * *', "
@@ -139,6 +141,9 @@ def tick():
             jobs["b"] = cron.execute(
                 "select jobid from cron.job where jobname = 'chat-guardrails' and database = %s", (OTHER_DB,)
             ).fetchone()[0]
+            jobs["b-progression"] = cron.execute(
+                "select jobid from cron.job where jobname = 'chat-progression' and database = %s", (OTHER_DB,)
+            ).fetchone()[0]
             # for this test only: the hourly jobs every minute, so this tick runs them too
             for jobname in ("chat-maintenance", "chat-cron-history"):
                 cron.execute("select cron.alter_job(%s, schedule := '* * * * *')", (jobs[jobname],))
@@ -191,8 +196,11 @@ def test_the_cli_prints_the_documented_statements_for_each_pg_cron_version():
     assert "'chat-maintenance', '17 * * * *', 'select * from public.chat_run_v11_maintenance()', 'chat', " \
         "'cron_ingest'" in on_14
     assert words(DOCUMENTED["chat-cron-history"].removeprefix("select cron.schedule_in_database(")) in on_14
+    assert "'chat-progression', '* * * * *', 'select * from public.chat_run_v11_progression()', 'chat', " \
+        "'cron_ingest'" in on_14
     on_16 = words(schedule.jobs_sql("chat", "cron_ingest", "1.6", "chat"))
     assert "'chat-guardrails', '5 seconds', 'select * from public.chat_run_v11_guardrails()'" in on_16
+    assert "'chat-progression', '5 seconds', 'select * from public.chat_run_v11_progression()'" in on_16
     assert schedule.statements(schedule.jobs_sql("chat", "o'brien", "1.4", "chat"))[1].endswith("'chat', 'o''brien')")
 
 
@@ -236,6 +244,14 @@ def test_no_job_of_ours_runs_as_a_superuser(tick):
     assert not {row[5] for row in ingest_jobs} & superusers
 
 
+def test_the_progression_runs_as_the_ingest_login_and_promotes_nothing_without_a_stage_policy(tick):
+    for database in (CRON_DB, OTHER_DB):
+        progression = runs(tick, "chat-progression", database)
+        assert {r["status"] for r in progression} == {"succeeded"}
+        assert {r["username"] for r in progression} <= {INGEST, OTHER_INGEST}
+    assert "auto_promote" not in {h["action"] for h in history(tick["cron"])}
+
+
 def test_the_maintenance_runs_as_the_ingest_login(tick):
     maintenance = runs(tick, "chat-maintenance")
     assert {(r["username"], r["status"]) for r in maintenance} == {(INGEST, "succeeded")}
@@ -266,7 +282,7 @@ def test_the_cli_refuses_a_login_whose_job_would_fail_and_one_that_would_move_an
     assert moved.exit_code == 1
     assert "cron_ingest already runs the chat-rollout jobs of database chat_cron" in words(moved.output)
     jobs = tick["cron"].execute("select count(*) from cron.job where database = %s", (OTHER_DB,)).fetchone()[0]
-    assert jobs == 2  # nothing moved, nothing added
+    assert jobs == 3  # guardrails, progression, maintenance: nothing moved, nothing added
 
 
 def test_the_cli_prints_the_sql_for_the_installed_pg_cron(tick):

@@ -3,8 +3,10 @@ README's "Scheduling and managed PostgreSQL" documents.
 
 - ``chat-guardrails``: ``chat_run_v11_guardrails()`` every minute on pg_cron 1.4 (Debian 12's 1.4.2 has minute
   granularity: ``'5 seconds'`` is "invalid schedule"), every 5 seconds on pg_cron 1.5 and later;
+- ``chat-progression``: ``chat_run_v11_progression()`` (SPEC 9) on the guardrails' schedule: it promotes nothing
+  until an admin sets a stage policy with ``auto_promote``;
 - ``chat-maintenance``: ``chat_run_v11_maintenance()`` hourly, in its own transaction (a pg_cron job is one);
-- both as the ingest login (``cron.schedule_in_database(…, username)``), never as the superuser who schedules them;
+- all three as the ingest login (``cron.schedule_in_database(…, username)``), never as the superuser who schedules them;
 - ``chat-cron-history``: the run history bounded, ``cron.job_run_details`` rows older than 7 days deleted hourly, as
   the cron owner (the only one who sees every job's rows: the table's row security shows each user its own).
 
@@ -32,7 +34,10 @@ app = typer.Typer()  # schedule: a command of the root
 PANEL = "Server and migrations (DBA)"
 INGEST_GROUP = "chat_rollout_ingest"
 GUARDRAILS, MAINTENANCE, HISTORY = "chat-guardrails", "chat-maintenance", "chat-cron-history"
+PROGRESSION = "chat-progression"
+INGEST_JOBS = (GUARDRAILS, PROGRESSION, MAINTENANCE)  # this database's jobs, as the ingest login
 GUARDRAILS_SQL = "select * from public.chat_run_v11_guardrails()"
+PROGRESSION_SQL = "select * from public.chat_run_v11_progression()"
 MAINTENANCE_SQL = "select * from public.chat_run_v11_maintenance()"
 MAINTENANCE_SCHEDULE = "17 * * * *"
 HISTORY_SCHEDULE = "47 * * * *"
@@ -59,7 +64,7 @@ def guardrails_schedule(version: tuple[int, int]) -> str:
 
 
 def jobs_sql(database: str, ingest_login: str, version_text: str, cron_database: str | None) -> str:
-    """The script: unschedule this database's earlier chat-rollout jobs, schedule the three jobs."""
+    """The script: unschedule this database's earlier chat-rollout jobs, schedule the four jobs."""
     version = parse_version(version_text)
     if version < (1, 4):
         raise Refusal(
@@ -75,9 +80,13 @@ def jobs_sql(database: str, ingest_login: str, version_text: str, cron_database:
         f"-- Run in {where} as the cron owner (a superuser or the provider's",
         "-- pg_cron admin), in one transaction. Earlier chat-rollout jobs of this database go first, whoever ran them.",
         "select cron.unschedule(jobid) from cron.job",
-        f" where jobname in ({literal(GUARDRAILS)}, {literal(MAINTENANCE)}) and database = {db};",
+        f" where jobname in ({', '.join(literal(j) for j in INGEST_JOBS)}) and database = {db};",
         f"-- the guardrails {granularity}, as the ingest login",
         f"select cron.schedule_in_database({literal(GUARDRAILS)}, {literal(every)}, {literal(GUARDRAILS_SQL)},",
+        f"                                 {db}, {login});",
+        "-- automatic progression on the same schedule, as the ingest login (nothing moves until a stage policy says",
+        "-- auto_promote; the scheduler's login never counts as an approver of its own promotions)",
+        f"select cron.schedule_in_database({literal(PROGRESSION)}, {literal(every)}, {literal(PROGRESSION_SQL)},",
         f"                                 {db}, {login});",
         "-- partition maintenance hourly, in its own transaction (a pg_cron job is one), as the ingest login",
         f"select cron.schedule_in_database({literal(MAINTENANCE)}, {literal(MAINTENANCE_SCHEDULE)}, "
@@ -129,8 +138,8 @@ def check_ingest_login(conn: psycopg.Connection, login: str) -> None:
 def check_job_names(cron: psycopg.Connection, database: str, login: str) -> None:
     """pg_cron keys a job by (name, username): the same login's job of another database would be moved here."""
     other = cron.execute(
-        "select database from cron.job where jobname in (%s, %s) and username = %s and database <> %s limit 1",
-        (GUARDRAILS, MAINTENANCE, login, database),
+        "select database from cron.job where jobname = any(%s) and username = %s and database <> %s limit 1",
+        (list(INGEST_JOBS), login, database),
     ).fetchone()
     if other:
         raise Refusal(
@@ -155,7 +164,8 @@ def schedule(
         typer.Option("--pg-cron-version", help="Print for this pg_cron version instead of the server's (1.4, 1.6)."),
     ] = None,
 ) -> None:
-    """Schedule the guardrails and the maintenance with pg_cron as an ingest login; bound the run history."""
+    """Schedule the guardrails, the progression and the maintenance with pg_cron as an ingest login; bound the run
+    history."""
     apply = not print_only
     srv = environment_server()
     try:
@@ -189,8 +199,8 @@ def schedule(
                     cron.execute(statement)
             jobs = cron.execute(
                 "select jobid, jobname, schedule, database, username from cron.job "
-                "where jobname = %s or (jobname in (%s, %s) and database = %s) order by jobid",
-                (HISTORY, GUARDRAILS, MAINTENANCE, name),
+                "where jobname = %s or (jobname = any(%s) and database = %s) order by jobid",
+                (HISTORY, list(INGEST_JOBS), name),
             ).fetchall()
         console = out()
         console.print(f"scheduled with pg_cron {row[0]} in database {cron_database}:", soft_wrap=True, markup=False)
