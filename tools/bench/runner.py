@@ -27,12 +27,12 @@ from chat_rollout import PROJECT_ROOT, migrate
 from chat_rollout.server import Server, from_environment
 from chat_rollout.utc import utc
 
-from . import gates, ingest, migration, rollout, select_one, state_read, suite
+from . import gates, ingest, kill_path, migration, rollout, select_one, state_read, suite
 from .common import Context, Section, SummaryRow, table, verdict
 
 # in this order; the test suite last: it loads the machine
 BENCHMARKS = {"select_one": select_one, "state_read": state_read, "gates": gates, "ingest": ingest,
-              "rollout": rollout, "migration": migration, "suite": suite}
+              "rollout": rollout, "kill_path": kill_path, "migration": migration, "suite": suite}
 RUN_MINUTES_TARGET = 15.0  # issue 6: the whole run on a clean clone, 2 cores
 SETTINGS = ["shared_buffers", "work_mem", "effective_cache_size", "synchronous_commit", "fsync", "wal_level",
             "max_wal_size", "jit", "plan_cache_mode"]
