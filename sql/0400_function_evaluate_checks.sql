@@ -28,6 +28,10 @@ stable
 set plan_cache_mode = force_generic_plan
 -- the cost estimate of the 18 range scans can pass jit_above_cost; compiling costs far more than it saves
 set jit = off
+-- the generic plan is built once per session, and a session that first evaluates when the day's partition is empty
+-- (just created, or vacuumed after a prune) would keep a sequential scan of it for every later call, whatever it
+-- holds by then (0011: 150 ms a call in an ingest session, seen by tools/bench); every read here wants an index
+set enable_seqscan = off
 as $$
 #variable_conflict use_column
 declare
@@ -59,8 +63,9 @@ begin
                                       else x.window_length end)
       into v_floor
       from chat_v11.metric as x;
-    -- one statement for every metric and both cohorts: per (metric, cohort) an index range scan of
-    -- (p_at - window, p_at] on the (metric, cohort, bucket_start) key
+    -- one statement for every metric and both cohorts: per (metric, cohort) the window's whole minutes from the
+    -- per-minute totals and the buckets of its two partial minutes (chat_v11.window_totals); the raw values of the
+    -- whole window only for the median of a P1 check that is not a rate (the only reader of the median)
     for m in
         select x.*, w.w as win,
                c.numerator as c_numerator, c.denominator as c_denominator, c.buckets as c_buckets,
@@ -71,8 +76,12 @@ begin
          cross join lateral (
              select case when x.severity = 'P0' then coalesce(p_p0_window, x.window_length) else x.window_length end
          ) as w (w)
-         cross join lateral chat_v11.cohort_window(x.metric, 'canary', p_at - w.w, p_at, v_floor) as c
-         cross join lateral chat_v11.cohort_window(x.metric, 'control', p_at - w.w, p_at, v_floor) as b
+         cross join lateral chat_v11.window_totals(
+             x.metric, 'canary', p_at - w.w, p_at, v_floor, x.severity <> 'P0' and x.kind <> 'rate'
+         ) as c
+         cross join lateral chat_v11.window_totals(
+             x.metric, 'control', p_at - w.w, p_at, v_floor, x.severity <> 'P0' and x.kind <> 'rate'
+         ) as b
          order by x.ordinal
     loop
         v_window := m.win;

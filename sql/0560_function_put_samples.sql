@@ -1,5 +1,7 @@
 -- Validates and stores a batch of typed samples (parallel arrays, position = sample number), all or
--- nothing; then judges any P0 event of the batch at once (chat_v11.auto_kill). Returns the count written.
+-- nothing; then judges any P0 event of the batch at once (chat_v11.auto_kill) and stores the most recent gate
+-- evaluation for a kill to record (chat_v11.remember_gates). Returns the count written. The per-minute totals of
+-- the gates follow the write through the table's statement triggers (sql/0266).
 --
 -- Built for throughput (docs/design.md, "Ingestion: how it reaches N samples/s"): the fast checks below only
 -- decide whether the batch is clean, with array operators and one pass over the rows, and the table's own
@@ -31,6 +33,7 @@ declare
     v_written integer;
     v_evidence timestamptz;
     v_constraint text;
+    v_killed bigint;
 begin
     perform chat_v11.begin_write('chat_put_v11_metric_samples');
     if v_total = 0 then
@@ -132,7 +135,12 @@ begin
 
     -- GUARD: a P0 event in this batch is judged now, at the newest bucket that carries one
     if v_evidence is not null then
-        perform chat_v11.auto_kill(v_evidence, 'ingestion');
+        v_killed := chat_v11.auto_kill(v_evidence, 'ingestion');
+    end if;
+    -- the most recent evaluation, for a kill to record without evaluating (not after an automatic kill: its history
+    -- row carries one); at most one every 5 seconds, never a wait (chat_v11.remember_gates)
+    if v_killed is null then
+        perform chat_v11.remember_gates('ingestion', pg_catalog.clock_timestamp());
     end if;
     return v_written;
 end

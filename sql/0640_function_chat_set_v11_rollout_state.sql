@@ -90,13 +90,37 @@ begin
         end if;
         select s.ordinal into v_current_ordinal from chat_v11.stage as s where s.stage = v_state.stage;
         select s.ordinal into v_target_ordinal from chat_v11.stage as s where s.stage = p_stage;
-        if p_kill_switch then
-            -- The kill keeps the verdict of the state it stops (gate_snapshot, as chat_v11.current_gates builds it)
-            -- and needs nothing else of the Go/No-Go: no stage start read from the history (its cost grows with
-            -- the history), no incident. The metric store gets at most 50 ms of the lock budget: when maintenance or
-            -- DDL holds it, the snapshot is the most recent evaluation in the history, stamped with its own time
-            -- (SPEC 4.3). Only functions of every revision from here on: a kill that waited for a downgrade runs the
-            -- restored ones.
+        -- UNGUARDED (kill, hold, rollback: no gate decides them) the history row carries the most recent evaluation
+        -- (chat_v11.gate_evaluation, stored by ingestion after each batch) instead of one made while this call holds
+        -- the state row (SPEC 4.3), when it was made for the stage and kill switch this call changes and is at most
+        -- a minute old; stamped with its own evaluated_at, who made it and for which version. Every guarded call
+        -- (promote, resume; unfreeze is chat_lift_v11_freeze) evaluates fresh. The table is read where its absence
+        -- is caught: a call that waited for a downgrade runs the restored functions.
+        if p_kill_switch or (not v_state.kill_switch and v_target_ordinal <= v_current_ordinal) then
+            begin
+                select e.snapshot || pg_catalog.jsonb_build_object(
+                           'obtained', 'most recent evaluation',
+                           'evaluated_by', e.evaluated_by,
+                           'state_version', e.state_version
+                       )
+                  into v_snapshot
+                  from chat_v11.gate_evaluation as e
+                 where e.id
+                   and e.stage = v_state.stage
+                   and e.kill_switch = v_state.kill_switch
+                   and e.evaluated_at >= v_now - interval '1 minute'
+                   and e.evaluated_at <= v_now;
+            exception when undefined_table then
+                v_snapshot := null;
+            end;
+        end if;
+        if p_kill_switch and v_snapshot is null then
+            -- No recent evaluation: the kill evaluates the gates of the state it stops itself, as
+            -- chat_v11.current_gates does but with nothing else of the Go/No-Go: no stage start read from the history
+            -- (its cost grows with the history), no incident. The metric store gets at most 50 ms of the lock budget:
+            -- when maintenance or DDL holds it, the snapshot is the most recent evaluation in the history, stamped
+            -- with its own time. Only functions of every revision from here on: a kill that waited for a downgrade
+            -- runs the restored ones.
             begin
                 perform pg_catalog.set_config('lock_timeout', least(50, greatest(1, pg_catalog.ceil(
                     (pg_catalog.current_setting('chat_rollout.lock_deadline')::numeric
@@ -106,7 +130,8 @@ begin
                            'gate_p0_ok', g.gate_p0_ok,
                            'gate_p1_ok', g.gate_p1_ok,
                            'rollout_decision', g.rollout_decision,
-                           'failing_checks', pg_catalog.to_jsonb(g.failing_checks)
+                           'failing_checks', pg_catalog.to_jsonb(g.failing_checks),
+                           'obtained', 'evaluated by the kill'
                        )
                   into v_snapshot
                   from chat_v11.evaluate_gates(
@@ -114,6 +139,7 @@ begin
                   ) as g;
             exception when lock_not_available then
                 select coalesce(h.gate_snapshot, '{}'::jsonb) || pg_catalog.jsonb_build_object(
+                           'obtained', 'most recent evaluation in the history',
                            'fallback', format('the metric store was locked at %s UTC: the most recent evaluation '
                                               '(history version %s) stands in', pg_catalog.to_char(
                                                   v_now at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS'), h.version)
@@ -126,7 +152,7 @@ begin
             perform pg_catalog.set_config('lock_timeout', greatest(1, pg_catalog.ceil(
                 (pg_catalog.current_setting('chat_rollout.lock_deadline')::numeric
                  - extract(epoch from pg_catalog.clock_timestamp())) * 1000))::bigint::text, true);
-        else
+        elsif v_snapshot is null then
             select g.* into v_gates from chat_v11.current_gates(v_now) as g;
             v_snapshot := v_gates.snapshot;
         end if;

@@ -40,18 +40,24 @@ SCHEMAS = ["public", "chat_v11"]
 FAIL_LEVELS = {"error", "security"}
 
 # Every plpgsql function or procedure of the project, paired with each relation it is a trigger of
-# (relid 0 for an ordinary function; null for a trigger function no trigger uses).
+# (relid 0 for an ordinary function; null for a trigger function no trigger uses), and the names of the transition
+# tables its triggers on that relation declare (REFERENCING OLD/NEW TABLE), which the checker must know.
 TARGETS = """
 select pg_catalog.format('%%I.%%I(%%s)', n.nspname, p.proname,
                          pg_catalog.pg_get_function_identity_arguments(p.oid)) as signature,
        p.oid as funcoid,
        case when p.prorettype = 'pg_catalog.trigger'::regtype then t.tgrelid else 0 end as relid,
-       t.tgrelid::regclass::text as relation
+       t.tgrelid::regclass::text as relation,
+       t.oldtable,
+       t.newtable
   from pg_catalog.pg_proc as p
   join pg_catalog.pg_namespace as n on n.oid = p.pronamespace
   join pg_catalog.pg_language as l on l.oid = p.prolang
   left join lateral (
-      select distinct tr.tgrelid from pg_catalog.pg_trigger as tr where tr.tgfoid = p.oid
+      select tr.tgrelid, max(tr.tgoldtable::text) as oldtable, max(tr.tgnewtable::text) as newtable
+        from pg_catalog.pg_trigger as tr
+       where tr.tgfoid = p.oid
+       group by tr.tgrelid
   ) as t on p.prorettype = 'pg_catalog.trigger'::regtype
  where n.nspname = any(%s)
    and l.lanname = 'plpgsql'
@@ -67,6 +73,7 @@ CHECK = """
 select cf.lineno, cf.statement, cf.sqlstate, cf.message, cf.detail, cf.hint, cf.level, cf.query
   from plpgsql_check_function_tb(
       %s::oid::regprocedure, %s::oid::regclass,
+      oldtable => %s::name, newtable => %s::name,
       fatal_errors => false, other_warnings => true, extra_warnings => true,
       performance_warnings => true, security_warnings => true, compatibility_warnings => true
   ) as cf
@@ -86,7 +93,7 @@ def _check_database(conn: psycopg.Connection, scratch_url: str, scratch: str, se
         return 1
     counts: dict[str, int] = {}
     functions = set()
-    for signature, funcoid, relid, relation in targets:
+    for signature, funcoid, relid, relation, oldtable, newtable in targets:
         functions.add(signature)
         where = f"{signature} on {relation}" if relation else signature
         if relid is None:
@@ -94,7 +101,7 @@ def _check_database(conn: psycopg.Connection, scratch_url: str, scratch: str, se
             print(f"{where}: warning: trigger function used by no trigger, not checked")
             continue
         for lineno, statement, sqlstate, message, detail, hint, level, query in conn.execute(
-            CHECK, [funcoid, relid]
+            CHECK, [funcoid, relid, oldtable, newtable]
         ):
             counts[level] = counts.get(level, 0) + 1
             line = f"line {lineno}" if lineno is not None else "header"

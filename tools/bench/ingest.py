@@ -1,6 +1,9 @@
 """Ingestion throughput through the public path, against a bare COPY of the same rows, in one run.
 
-SPEC 6: ingestion through the public path >= 100 k samples/s in batches, guardrail check included.
+Issue 19 dropped the throughput target (SPEC 6 had >= 100 k samples/s): the playbook's metrics arrive as 9 metrics x
+2 cohorts per 10-second bucket, about 2 samples a second. What follows the workload is in ``kill_path.py`` (one
+bucket's batch with a P0 event to the kill's notification, a day's backfill against COPY); these throughputs stay
+as figures, each a ratio to the bare COPY of the same rows, without a target.
 
 Realistic batches: every batch is valid and made of new *recent* buckets, each newer than every stored one of its
 series (as a writer of current buckets appends), into a table that already holds the history. To get such buckets
@@ -44,11 +47,10 @@ from psycopg.adapt import PyFormat, Transformer
 
 from chat_rollout.utc import utc
 
-from .common import Context, Section, SummaryRow, count, table, verdict
+from .common import Context, Section, SummaryRow, count, table
 from .history import BUCKET, COPY_SQL, SeriesSpec, catalog_series, sample_fields, server_anchor
 
 TITLE = "Ingestion throughput"
-TARGET = 100_000  # samples/s
 COLUMNAR = (
     "public.chat_put_v11_metric_samples(text[], text[], timestamptz[], bigint[], bigint[], double precision[])"
 )
@@ -346,8 +348,7 @@ def run(ctx: Context) -> Section:
         best = max(results[s][path].rate for s in results)
         best_size = max(results, key=lambda s: results[s][path].rate)
         section.summary.append(
-            SummaryRow(f"ingestion {labels[path]}, best batch size ({best_size:,})", f"{count(best)} samples/s",
-                       f">= {TARGET:,} samples/s", best >= TARGET)
+            SummaryRow(f"ingestion {labels[path]}, best batch size ({best_size:,})", f"{count(best)} samples/s")
         )
     copy_best = max(results[s]["copy"].rate for s in results)
     section.summary.append(SummaryRow("bare COPY of the same rows (reference)", f"{count(copy_best)} rows/s"))
@@ -367,9 +368,8 @@ def run(ctx: Context) -> Section:
         for path in paths:
             r = by_path[path]
             ratio = "1" if path == "copy" else f"{r.rate / ref:.2f}"
-            met = "" if path == "copy" else verdict(r.rate >= TARGET)
             rows.append([f"{size:,}", labels[path], str(len(r.calls)), count(r.samples), f"{r.median_ms:.1f} ms",
-                         count(r.rate), ratio, met])
+                         count(r.rate), ratio])
     body = section.body
     body += [
         "Samples per second over the timed calls (sum of samples / sum of call times), for each batch size; "
@@ -384,8 +384,7 @@ def run(ctx: Context) -> Section:
         "partitioned).",
         "",
     ]
-    body += table(["batch", "path", "calls", "samples", "median call", "samples/s", "÷ COPY", f">= {TARGET:,}/s"],
-                  rows, "rlrrrrrl")
+    body += table(["batch", "path", "calls", "samples", "median call", "samples/s", "÷ COPY"], rows, "rlrrrrr")
     if not has_columnar:
         body += ["", f"`{COLUMNAR}` does not exist in this database: not measured."]
     elif adapt_seconds:

@@ -3,12 +3,15 @@
 - Throughput: ``chat_set_v11_rollout_state('off', false, 'hold')`` by 8 contending pgbench clients (prepared,
   custom script), against a bare reference: UPDATE of a one-row table + INSERT of a history-like row in scratch
   tables (``bench.state_ref``, ``bench.history_ref``), same pgbench settings. Runs first, with the state reset to
-  stage off, kill switch off (as a superuser, through chat_v11.lock_state/apply_transition).
+  stage off, kill switch off (as a superuser, through chat_v11.lock_state/apply_transition), then one batch of the
+  current bucket through the public path, as ingestion sends one every 10 s: a hold records that batch's gate
+  evaluation (issue 19; target >= 0.5 x bare).
 - Kill latency: ``select * from chat_set_v11_rollout_state('off', true, 'kill')``, each its own transaction,
   without load and while 8 load processes read the state, evaluate the gates and ingest healthy columnar batches
   of 1000 samples (binary params); the reference is the bare UPDATE + INSERT transaction, interleaved with the kills.
-- Notification: from the start of a kill call to a LISTENing psycopg client (a thread of this process) holding
-  the ``chat_v11_rollout`` notification; reference: a bare ``NOTIFY`` round trip to the same listener.
+- The notification (kill start -> a LISTENing client holds it) is ``kill_path.py``'s (issue 19: at canary_1 with
+  real data, against a bare UPDATE+INSERT+NOTIFY); ``Listener`` and ``notify_latency`` stay here for it and for
+  other callers.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import psycopg
 
 from .common import Context, Latency, Section, SummaryRow, count, ms, run_pgbench, table
 from .common import pgbench_path as pgbench_path  # noqa: F401  (re-exported: it lived here)
-from .history import catalog_series
+from .history import BUCKET, catalog_series, sample_fields, server_anchor
 from .ingest import PUT_COLUMNAR, Buckets, as_columns
 
 TITLE = "Kill switch and state changes"
@@ -30,7 +33,7 @@ HOLD = "select * from public.chat_set_v11_rollout_state('off', false, 'hold');"
 BARE_TX = ("update bench.state_ref set version = version + 1, changed_at = clock_timestamp() where id = 1;\n"
            "insert into bench.history_ref (stage, kill_switch, reason) values ('off', false, 'hold');")
 KILL_P99_TARGET = 50.0  # ms, under load
-NOTIFY_P99_TARGET = 2.0  # ms
+HOLD_RATIO_TARGET = 0.5  # issue 19: hold throughput >= 0.5 x the bare UPDATE+INSERT
 CLIENTS = 8
 LOAD_BATCH = 1000
 
@@ -45,6 +48,16 @@ def reset_state(ctx: Context) -> None:
         conn.execute("select chat_v11.lock_state()")
         conn.execute("select chat_v11.apply_transition('rollback', 'off', false, false, 'benchmark reset', "
                      "null, null, null)")
+
+
+def feed_current_bucket(conn) -> None:
+    """The current bucket's healthy samples (every metric, both cohorts) through the public path, as ingestion sends
+    them every 10 s: the gate evaluation it stores (chat_v11.gate_evaluation, at most one every 5 s) is what a kill,
+    a hold or a rollback records for a minute (issue 19)."""
+    series = catalog_series(conn)
+    epoch = server_anchor(conn)
+    batch = [(s.metric, s.cohort, epoch, *sample_fields(s, epoch // BUCKET, k)) for k, s in enumerate(series)]
+    conn.execute(PUT_COLUMNAR, as_columns(batch), prepare=True)
 
 
 def load_client(url: str, index: int, before: int, stop, started, errors) -> None:
@@ -176,7 +189,6 @@ def run(ctx: Context) -> Section:
     args = ctx.args
     smoke = getattr(args, "smoke", False)
     n_kills = 10 if smoke else 200
-    n_notify = 10 if smoke else 300
     warmup = 2 if smoke else 20
     seconds = 1 if smoke else 10
     conn = ctx.conn
@@ -188,7 +200,12 @@ def run(ctx: Context) -> Section:
                  "stage text not null, kill_switch boolean not null, reason text not null, "
                  "changed_at timestamptz not null default clock_timestamp())")
 
+    history = ctx.get_history()
+    if history.rows == 0:  # the holds and kills act on real data in the windows
+        history.extend_to(1)
+    history.top_up()
     reset_state(ctx)
+    feed_current_bucket(conn)  # ingestion's most recent evaluation, as every 10 s in production
     ctx.log(f"  pgbench: {CLIENTS} clients x {seconds} s, hold, then the bare UPDATE + INSERT")
     tps_hold = pgbench(ctx, HOLD, seconds)
     tps_bare = pgbench(ctx, "begin;\n" + BARE_TX + "\ncommit;", seconds)
@@ -198,9 +215,6 @@ def run(ctx: Context) -> Section:
     ctx.log(f"  kill without load: p50 {idle_kill.p50:.3f} ms, p99 {idle_kill.p99:.3f} ms")
     load_kill, load_ref, clients = kill_under_load(ctx, n_kills, warmup)
     ctx.log(f"  kill under load: p50 {load_kill.p50:.3f} ms, p99 {load_kill.p99:.3f} ms")
-    note_kill, note_ref = notify_latency(ctx, n_notify, warmup)
-    ctx.log(f"  kill -> notification: p50 {note_kill.p50:.3f} ms, p99 {note_kill.p99:.3f} ms "
-            f"(bare NOTIFY p99 {note_ref.p99:.3f} ms)")
     accepted = conn.execute("select count(*) from chat_v11.rollout_history where reason = 'kill'").fetchone()[0]
     reset_state(ctx)
 
@@ -211,17 +225,14 @@ def run(ctx: Context) -> Section:
                    "bare UPDATE+INSERT p99)", f"<= {KILL_P99_TARGET:g} ms",
                    load_kill.p99 <= KILL_P99_TARGET if target else None),
         SummaryRow("kill p99 without load", f"{ms(idle_kill.p99)} ({idle_kill.p99 / idle_ref.p99:.1f} x bare)"),
-        SummaryRow("kill call start -> notification held, p99", f"{ms(note_kill.p99)} "
-                   f"({note_kill.p99 / note_ref.p99:.1f} x bare NOTIFY)", f"<= {NOTIFY_P99_TARGET:g} ms",
-                   note_kill.p99 <= NOTIFY_P99_TARGET if target else None),
         SummaryRow(f"`chat_set_v11_rollout_state` hold, {CLIENTS} clients",
-                   f"{count(tps_hold)} tps ({tps_hold / tps_bare:.2f} x bare UPDATE+INSERT)"),
+                   f"{count(tps_hold)} tps ({tps_hold / tps_bare:.2f} x bare UPDATE+INSERT, {count(tps_bare)} tps)",
+                   f">= {HOLD_RATIO_TARGET:g} x bare", tps_hold / tps_bare >= HOLD_RATIO_TARGET if target else None),
     ]
     rows = []
     for label, lat, ref, refname in (
         ("kill, without load", idle_kill, idle_ref, "bare UPDATE + INSERT"),
         (f"kill, under load ({clients} clients)", load_kill, load_ref, "bare UPDATE + INSERT"),
-        ("kill start -> notification", note_kill, note_ref, "bare NOTIFY round trip"),
     ):
         rows.append([label, ms(lat.p50), ms(lat.p99), str(lat.n), refname, ms(ref.p50), ms(ref.p99),
                      f"{lat.p99 / ref.p99:.1f}"])
@@ -234,11 +245,8 @@ def run(ctx: Context) -> Section:
         f"{LOAD_BATCH:,} samples (binary arrays) through `chat_put_v11_metric_samples(text[], …)`. "
         f"{accepted:,} kills were accepted and recorded in `chat_v11.rollout_history`.",
         "",
-        "Notification: a thread of the same process LISTENs on `chat_v11_rollout` (and `x`) with "
-        "`conn.notifies()`; the time runs from just before the kill call to the thread holding the "
-        "notification (`time.perf_counter`); the reference is `notify x, 'payload'` on the same connections. "
-        "PostgreSQL delivers a notification at commit, so this time is the kill call's own latency (first row) "
-        f"plus the delivery: here {note_kill.p50 - idle_kill.p50:+.3f} ms at p50.",
+        "The kill's notification (kill start -> a LISTENing client holds it, at canary_1 with real data, against "
+        "a bare UPDATE+INSERT+NOTIFY) is measured in the next section.",
         "",
         *table(["measure", "p50", "p99", "n", "reference", "ref p50", "ref p99", "p99 ÷ ref"], rows, "lrrrlrrr"),
         "",

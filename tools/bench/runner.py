@@ -27,12 +27,12 @@ from chat_rollout import PROJECT_ROOT, migrate
 from chat_rollout.server import Server, from_environment
 from chat_rollout.utc import utc
 
-from . import client, gates, ingest, migration, rollout, select_one, state_read, suite
+from . import client, gates, ingest, kill_path, migration, rollout, select_one, state_read, suite
 from .common import Context, Section, SummaryRow, table, verdict
 
 # in this order; the test suite last: it loads the machine
 BENCHMARKS = {"select_one": select_one, "state_read": state_read, "gates": gates, "ingest": ingest,
-              "rollout": rollout, "client": client, "migration": migration, "suite": suite}
+              "rollout": rollout, "kill_path": kill_path, "client": client, "migration": migration, "suite": suite}
 # Figures measured by their own commands (tests in real time, standalone benchmarks) live below this line of the
 # report; a run keeps them as they are, so regenerating the report never drops them.
 KEPT_MARKER = "<!-- kept across runs: figures measured by their own commands, each with its command -->"
