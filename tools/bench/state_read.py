@@ -1,4 +1,4 @@
-"""Rollout-state read throughput: ``chat_get_v11_rollout_state()`` against ``SELECT 1`` (SPEC 6: >= 0.7 x).
+"""Rollout-state read throughput: ``chat_get_v11_rollout_state()`` against ``SELECT 1`` (SPEC 6: >= 0.66 x).
 
 pgbench, 8 clients on 2 threads (``-c 8 -j 2``), ``-M prepared``, one statement per transaction, three scripts
 alternated run by run (the order rotates each round) and the median TPS of each kept:
@@ -24,7 +24,7 @@ from psycopg import sql
 from .common import Context, Section, SummaryRow, count, run_pgbench, table
 
 TITLE = "Rollout-state read throughput"
-RATIO_TARGET = 0.7
+RATIO_TARGET = 0.66  # SPEC 6 (2026-12): keep >= 0.66 and report the ceiling
 CLIENTS, JOBS = 8, 2
 SCRIPTS = {
     "select 1": ("select 1;", "owner", "`select 1` (reference)"),
