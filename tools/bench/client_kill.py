@@ -4,6 +4,9 @@ Worker processes hold the clients (one process of 50, or 5 of 10: 50 client thre
 GIL); each round the state is reset, every client holds that version, then the operator's kill runs and the time
 runs until the last client holds it (``time.monotonic_ns``, one clock for every process of the machine). The floor,
 same layout, same run: a bare ``NOTIFY`` to 50 LISTENing connections in threads of the same worker processes.
+Between rounds (untimed) the current bucket's samples go through the public ingestion path every few seconds, as
+they do in production: the evaluation ingestion stores is what the kill records (issue 19), so the kill here takes
+the path it takes in production rather than evaluating the gates itself.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from chat_rollout.client import RolloutClient
 
 from .client_restart import reset
 from .common import Context, Latency
+from .rollout import feed_current_bucket
 
 FLOOR_CHANNEL = "bench_client_floor"
 KILL = "select version from public.chat_set_v11_rollout_state('off', true, 'kill')"
+FEED_EVERY = 5.0  # seconds: the current bucket's samples through the public path, as ingestion sends them
 
 
 def quiet_client_log() -> None:
@@ -183,6 +188,8 @@ def kill_rounds(ctx: Context, processes: int, each: int, rounds: int, warmup: in
         )
     }
     conn = ctx.conn
+    with contextlib.suppress(psycopg.Error):  # the days loaded by earlier sections flushed now, not during the rounds
+        conn.execute("checkpoint")  # (a superuser or pg_checkpoint; without it the rounds share the disk with it)
     conn.execute("create schema if not exists bench")
     conn.execute("create table if not exists bench.client_ref (id int primary key, version bigint not null)")
     conn.execute("insert into bench.client_ref values (1, 1) on conflict do nothing")
@@ -213,9 +220,17 @@ def kill_rounds(ctx: Context, processes: int, each: int, rounds: int, warmup: in
         workers.close()
     reset(conn)
     workers = Workers(ctx.url, "client", processes, each)
+    fed = 0.0
     try:
         cur = conn.cursor()
+        with ctx.connect() as feeder:
+            feed_current_bucket(feeder)  # ingestion as in production: the evaluation a kill records (issue 19)
+            fed = time.monotonic()
         for i in range(warmup + rounds):
+            if time.monotonic() - fed > FEED_EVERY:  # untimed, between rounds: one bucket's batch every few seconds
+                with ctx.connect() as feeder:
+                    feed_current_bucket(feeder)
+                fed = time.monotonic()
             version = reset(conn)
             workers.sync(version)
             workers.arm(version + 1)
