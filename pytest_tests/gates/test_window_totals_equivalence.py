@@ -2,8 +2,9 @@
 
 chat_v11.evaluate_checks reads the whole minutes of each window from chat_v11.metric_minute and only the buckets of
 the two partial minutes (and the values of the P1 latency median) from the samples (chat_v11.window_totals). The
-reference is the evaluation of revision 0012 verbatim but for its name (``reference_evaluate_checks.sql``, reading
-every bucket through chat_v11.cohort_window). Both are compared as text, row by row (so a numeric's scale counts too),
+reference is the evaluation in force before revision 0013 (frozen by 0005), verbatim but for its name: read from
+the released downgrade of 0013, which restores it (so it is the one copy, pinned by migrations/released.sum), reading
+every bucket through chat_v11.cohort_window. Both are compared as text, row by row (so a numeric's scale counts too),
 for every scenario in scenarios/ and for random timelines (gaps, nulls, re-sent buckets, deletes, retention in the
 middle of a minute), at p_at on bucket and minute edges, a microsecond either side, mid-minute and at random, for
 the stage's own windows, with the kill switch on and with the exit windows of a resume (p_p0_window).
@@ -15,15 +16,25 @@ import json
 import random
 import threading
 from datetime import timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from chat_rollout import scenarios
+from chat_rollout import PROJECT_ROOT, scenarios
 from pytest_tests.support.samples import iso, sample
 
-REFERENCE = Path(__file__).with_name("reference_evaluate_checks.sql")
+# the earlier evaluate_checks, as revision 0013's downgrade restores it (a released script: it never changes)
+DOWNGRADE_0013 = PROJECT_ROOT / "migrations" / "versions" / "0013_fast_gates" / "downgrade.sql"
+RESTORED = "-- restored from revision 0005_performance (function chat_v11.evaluate_checks("
+
+
+def reference_sql() -> str:
+    """The restored block of the earlier evaluate_checks, renamed chat_v11.evaluate_checks_reference."""
+    text = DOWNGRADE_0013.read_text(encoding="utf-8")
+    start = text.index(RESTORED)
+    end = text.index("\n-- restored from ", start + len(RESTORED))
+    return text[start:end].replace("chat_v11.evaluate_checks(", "chat_v11.evaluate_checks_reference(")
+
 
 # every p_at of the list where the two evaluations differ, with the first differing rows
 MISMATCHES = """
@@ -63,7 +74,7 @@ VARIANTS = [("canary_1", False, None), ("canary_1", True, None), ("off", False, 
 
 
 def _reference(conn) -> None:
-    conn.execute(REFERENCE.read_text(encoding="utf-8"))
+    conn.execute(reference_sql())
 
 
 def _edges(at) -> list:
