@@ -45,6 +45,19 @@ begin
            and l.transactionid in (select h.x from chat_v11.xmax_holders(v_xmax) as h (x))
            and l.pid <> pg_catalog.pg_backend_pid()
         union
+        -- the state calls' queue (chat_v11.lock_state: advisory lock (1667785076, 11)): its holder has the row or
+        -- is about to take it
+        select l.pid, l.granted, l.mode, 'the state row' as what, null::oid as relid
+          from pg_catalog.pg_locks as l
+         where l.locktype = 'advisory'
+           and l.database = (select d.oid from pg_catalog.pg_database as d where d.datname = current_database())
+           and l.classid = 1667785076::oid
+           and l.objid = 11::oid
+           and l.objsubid = 2
+           and l.mode = 'ExclusiveLock'
+           and l.granted
+           and l.pid <> pg_catalog.pg_backend_pid()
+        union
         select l.pid, l.granted, l.mode, 'a row of chat_v11.stage' as what, null::oid as relid
           from pg_catalog.pg_locks as l
          where l.locktype = 'transactionid'

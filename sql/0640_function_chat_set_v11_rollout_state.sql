@@ -58,12 +58,14 @@ begin
 
     -- LOCKS: every wait of this call (the policy, the state row, the catalog, the history, the metric store) ends
     -- within one budget of state_lock_timeout; a wait that runs out is RO010 naming the blockers, never a bare 55P03
+    if not p_kill_switch then
+        -- what the caller saw, for the guard below (a kill means the same whatever it waited for)
+        select p.* into v_seen from chat_v11.peek_state() as p;
+    end if;
+    -- the state row before the block below (each of these two turns its own lock timeout into RO010): a free row is
+    -- then locked by the top transaction, which also updates it (chat_v11.lock_state: no MultiXactId)
+    v_state := chat_v11.lock_state();
     begin
-        if not p_kill_switch then
-            -- what the caller saw, for the guard below (a kill means the same whatever it waited for)
-            select p.* into v_seen from chat_v11.peek_state() as p;
-        end if;
-        v_state := chat_v11.lock_state();
         v_timeout := pg_catalog.current_setting('chat_rollout.lock_budget')::interval;
         v_now := pg_catalog.clock_timestamp();
         -- GUARD: another call changed the state while this one waited, and this call now means something else
@@ -323,9 +325,10 @@ begin
             perform from chat_v11.stage as t where t.stage = v_to_stage for key share;
         end if;
         lock table chat_v11.rollout_history in row exclusive mode;
-        -- dynamic: a kill that waited for a downgrade below revision 0003 finds no incident table
+        -- guarded: a kill that waited for a downgrade below revision 0003 finds no incident table (PL/pgSQL parses
+        -- a statement when it first runs it, so the static statement costs no parse when the table is there)
         if pg_catalog.to_regclass('chat_v11.incident') is not null then
-            execute 'lock table chat_v11.incident in access share mode';
+            lock table chat_v11.incident in access share mode;
         end if;
     exception when lock_not_available then
         perform chat_v11.raise_state_locked(

@@ -8,8 +8,9 @@ the statuses seen right before measuring are part of the report.
 Plans: one untimed ``chat_get_v11_release_gates()`` call per history size under ``auto_explain`` (ANALYZE,
 BUFFERS, nested statements): the statements the gate evaluation really runs, whatever functions they are in, and
 the partitions of ``chat_v11.metric_sample`` they touch ("touches N of M partitions"). At 30 days the plans of
-the statements reading the samples are in the report, and, while ``chat_v11.cohort_window`` exists with its
-original signature, the EXPLAIN of one of its calls (custom and generic plan). Both fail soft with a note.
+the statements reading the samples are in the report, and the EXPLAIN of one ``chat_v11.window_totals`` call (custom
+and generic plan), the function ``evaluate_checks`` inlines for each check's window since revision 0013. Both fail
+soft with a note.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ FUNCTIONS = {
 P50_TARGET_MS = 1.5  # issue 19 (was 5 ms)
 RATIO_TARGET = 1.1  # issue 19 (was 1.3)
 EXPLAIN_METRIC = "recovery_p95_ms"  # a P1 check: the longest window (30 minutes) and a median
-COHORT_WINDOW = "chat_v11.cohort_window(text,text,timestamptz,timestamptz,timestamptz)"
+WINDOW_TOTALS = "chat_v11.window_totals(text,text,timestamptz,timestamptz,timestamptz,boolean)"
 PLANNED_CALL = "select * from public.chat_get_v11_release_gates()"
 MAX_PLANS = 3  # distinct statements reading the samples whose plans the report shows
 
@@ -56,7 +57,7 @@ def gate_statuses(ctx: Context) -> str:
 
 @dataclass
 class Explained:
-    """The cohort_window call explained: as one literal call (a custom plan), and as the plan cache's generic plan
+    """The window_totals call explained: as one literal call (a custom plan), and as the plan cache's generic plan
     of the same statement with parameters (what a PL/pgSQL statement runs once the plan cache prefers it)."""
 
     call: str
@@ -69,26 +70,26 @@ class Explained:
         return float(found.group(1)) if found else float("nan")
 
 
-def explain_cohort_window(ctx: Context, history: History) -> Explained | str:
-    """EXPLAIN (ANALYZE, BUFFERS) of one cohort_window call as evaluate_checks makes it (the 30-minute P1 window);
-    a note instead when that function is gone or the EXPLAIN fails."""
-    if ctx.conn.execute("select to_regprocedure(%s) is null", (COHORT_WINDOW,)).fetchone()[0]:
-        return (f"`{COHORT_WINDOW}` does not exist in this revision: the gate evaluation's statements are the "
+def explain_window_totals(ctx: Context, history: History) -> Explained | str:
+    """EXPLAIN (ANALYZE, BUFFERS) of one window_totals call as evaluate_checks makes it (the 30-minute P1 window,
+    with the median); a note instead when that function is gone or the EXPLAIN fails."""
+    if ctx.conn.execute("select to_regprocedure(%s) is null", (WINDOW_TOTALS,)).fetchone()[0]:
+        return (f"`{WINDOW_TOTALS}` does not exist in this revision: the gate evaluation's statements are the "
                 "ones above")
     try:
-        return _explain_cohort_window(ctx, history)
+        return _explain_window_totals(ctx, history)
     except Exception as exc:
-        ctx.log(f"  EXPLAIN of cohort_window skipped: {exc}")
-        return f"The EXPLAIN of one `cohort_window` call failed: {type(exc).__name__}: {exc}"
+        ctx.log(f"  EXPLAIN of window_totals skipped: {exc}")
+        return f"The EXPLAIN of one `window_totals` call failed: {type(exc).__name__}: {exc}"
 
 
-def _explain_cohort_window(ctx: Context, history: History) -> Explained:
+def _explain_window_totals(ctx: Context, history: History) -> Explained:
     window = ctx.conn.execute(
         "select window_length from chat_v11.metric where metric = %s", (EXPLAIN_METRIC,)
     ).fetchone()[0]
     args = {"m": sql.Literal(EXPLAIN_METRIC), "w": sql.Literal(window)}
     # the floor is the window's own start here (evaluate_checks passes the start of its longest window)
-    call = sql.SQL("select * from chat_v11.cohort_window({m}, 'canary', now() - {w}, now(), now() - {w})").format(
+    call = sql.SQL("select * from chat_v11.window_totals({m}, 'canary', now() - {w}, now(), now() - {w}, true)").format(
         **args
     )
     history.top_up()
@@ -97,13 +98,13 @@ def _explain_cohort_window(ctx: Context, history: History) -> Explained:
     with ctx.connect() as conn:
         conn.execute("set plan_cache_mode = force_generic_plan")
         conn.execute(
-            "prepare cw(text, text, timestamptz, timestamptz, timestamptz) as "
-            "select * from chat_v11.cohort_window($1, $2, $3, $4, $5)"
+            "prepare wt(text, text, timestamptz, timestamptz, timestamptz, boolean) as "
+            "select * from chat_v11.window_totals($1, $2, $3, $4, $5, $6)"
         )
         generic = conn.execute(
-            sql.SQL("explain (analyze, buffers) execute cw({m}, 'canary', now() - {w}, now(), now() - {w})").format(
-                **args
-            )
+            sql.SQL(
+                "explain (analyze, buffers) execute wt({m}, 'canary', now() - {w}, now(), now() - {w}, true)"
+            ).format(**args)
         ).fetchall()
     return Explained(call.as_string(ctx.conn), [r[0] for r in custom], [r[0] for r in generic])
 
@@ -303,7 +304,7 @@ def run(ctx: Context) -> Section:
         plans[days] = explain_gate_call(ctx, history)
         ctx.log(f"  gate call at {days} day(s): {plans[days].touches()}")
         if days == args.days:
-            explain = explain_cohort_window(ctx, history)
+            explain = explain_window_totals(ctx, history)
 
     short, long = 1, args.days
     big = max(results) if max(results) > long else None
@@ -401,12 +402,12 @@ def run(ctx: Context) -> Section:
     if long in plans:
         body += plan_lines(plans[long], long)
     if isinstance(explain, str):
-        body += ["", f"The EXPLAIN of one `cohort_window` call: {explain}."]
+        body += ["", f"The EXPLAIN of one `window_totals` call: {explain}."]
     elif explain is not None:
         custom_cost, generic_cost = Explained.cost(explain.custom), Explained.cost(explain.generic)
         body += [
             "",
-            f"`EXPLAIN (ANALYZE, BUFFERS)` of one `cohort_window` call at {long} days, as `evaluate_checks` makes "
+            f"`EXPLAIN (ANALYZE, BUFFERS)` of one `window_totals` call at {long} days, as `evaluate_checks` makes "
             f"it for `{EXPLAIN_METRIC}` (the longest window), after the measurements:",
             "",
             "```sql",
@@ -417,8 +418,9 @@ def run(ctx: Context) -> Section:
             *explain.custom,
             "```",
             "",
-            "The generic plan of the same statement with parameters (`prepare cw(text, text, timestamptz, "
-            "timestamptz) as select * from chat_v11.cohort_window($1, $2, $3, $4)`, executed under "
+            "The generic plan of the same statement with parameters (`prepare wt(text, text, timestamptz, "
+            "timestamptz, timestamptz, boolean) as select * from chat_v11.window_totals($1, $2, $3, $4, $5, $6)`, "
+            "executed under "
             "`plan_cache_mode = force_generic_plan`): the plan cache of a PL/pgSQL statement keeps re-planning "
             "with the values (a custom plan) while the generic plan's estimated cost is above the custom plans' "
             f"average, unless the function sets `plan_cache_mode`. Here: generic {generic_cost:,.0f} against "
