@@ -3,6 +3,9 @@ create or replace function chat_v11.chain_history_row()
 returns trigger
 language plpgsql
 set search_path = pg_catalog, chat_v11, pg_temp
+-- the previous row by the primary key, always: the plan is cached for the session, and one made while the table
+-- was nearly empty (a new install, a fresh clone) was a sequential scan + sort that grew with every row (0014)
+set enable_seqscan = off
 as $$
 declare
     v_last_version bigint;

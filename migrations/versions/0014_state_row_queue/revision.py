@@ -1,4 +1,4 @@
-"""State calls plan once per session: policy_interval and open_incident_at in PL/pgSQL, the incident lock static.
+"""State calls queue on an advisory lock and lock the state row with their top transaction; history chain by its key.
 
 Revision ID: 0014
 Revises: 0013
