@@ -31,7 +31,6 @@ def test_a_free_row_is_locked_by_the_top_transaction(conn):
 def test_kills_holds_and_rollbacks_create_no_multixact(conn, db_url):
     arrange_state(conn, "promote", "canary_5", False, False)
     with login(db_url, "chat_test_operator") as operator:
-        operator.autocommit = True
         before = conn.execute(MXID_AGE).fetchone()[0]
         actions = []
         for stage, kill, reason in [
@@ -57,14 +56,12 @@ def test_a_busy_row_is_still_waited_for_within_the_budget_and_named(conn, db_url
     with psycopg.connect(db_url, application_name="row-holder") as holder:
         holder.execute("select 1 from chat_v11.rollout_state for update")  # open transaction: the row is held
         with login(db_url, "chat_test_operator") as operator:
-            operator.autocommit = True
             err = refused(operator, "select * from chat_set_v11_rollout_state('canary_5', true, 'incident P0')")
         holder.rollback()
     assert err.diag.sqlstate == "RO010"
     assert "row-holder" in (err.diag.message_detail or "")
     # once the holder is gone, the same kill goes through
     with login(db_url, "chat_test_operator") as operator:
-        operator.autocommit = True
         assert operator.execute(
             "select action from chat_set_v11_rollout_state('canary_5', true, 'incident P0')"
         ).fetchone() == ("kill",)
@@ -81,7 +78,6 @@ def test_eight_contending_sessions_create_no_multixact_and_keep_the_table_one_pa
     def holds() -> None:
         try:
             with login(db_url, "chat_test_operator") as operator:
-                operator.autocommit = True
                 start.wait()
                 for _ in range(25):
                     operator.execute("select * from chat_set_v11_rollout_state('canary_5', false, 'hold')")
@@ -110,7 +106,6 @@ def test_a_state_call_waiting_in_the_queue_names_the_holder(conn, db_url):
             "and objsubid = 2 and pid = pg_backend_pid() and granted"
         ).fetchone()[0]
         with login(db_url, "chat_test_operator") as operator:
-            operator.autocommit = True
             err = refused(operator, "select * from chat_set_v11_rollout_state('canary_5', true, 'incident P0')")
         holder.rollback()
     assert queue == 1

@@ -50,18 +50,6 @@ def reset_state(ctx: Context) -> None:
                      "null, null, null)")
 
 
-def settle(conn) -> None:
-    """After the migration and the history load: the database's statistics and its checkpoint now, not during the
-    measured runs (autovacuum visiting the new database's freshly written tables and a checkpoint triggered by the
-    load's WAL would share the 2 cores and the disk with whichever of the hold and the floor runs first). The
-    checkpoint needs a superuser or pg_checkpoint; skipped without."""
-    conn.execute("vacuum (analyze)")
-    try:
-        conn.execute("checkpoint")
-    except psycopg.Error:
-        pass
-
-
 def feed_current_bucket(conn) -> None:
     """The current bucket's healthy samples (every metric, both cohorts) through the public path, as ingestion sends
     them every 10 s: the gate evaluation it stores (chat_v11.gate_evaluation, at most one every 5 s) is what a kill,
@@ -216,7 +204,7 @@ def run(ctx: Context) -> Section:
     if history.rows == 0:  # the holds and kills act on real data in the windows
         history.extend_to(1)
     history.top_up()
-    settle(conn)
+    history.maintain()  # the load's statistics and checkpoint now, not during the hold and its floor
     reset_state(ctx)
     feed_current_bucket(conn)  # ingestion's most recent evaluation, as every 10 s in production
     ctx.log(f"  pgbench: {CLIENTS} clients x {seconds} s, hold, then the bare UPDATE + INSERT")
@@ -264,8 +252,8 @@ def run(ctx: Context) -> Section:
         *table(["measure", "p50", "p99", "n", "reference", "ref p50", "ref p99", "p99 ÷ ref"], rows, "lrrrlrrr"),
         "",
         f"Throughput: pgbench, {CLIENTS} clients, {CLIENTS} threads, `-M prepared`, {seconds} s each, state reset "
-        "to stage off with the kill switch off first, after a database-wide `VACUUM (ANALYZE)` and a `CHECKPOINT` "
-        "(the migration's and the history load's work done before, not during, the hold and its floor).",
+        "to stage off with the kill switch off first, after a `VACUUM (ANALYZE)` of the samples and a `CHECKPOINT` "
+        "(the history load's work done before, not during, the hold and its floor).",
         "",
         *table(["script", "tps", "÷ bare"],
                [[f"`{HOLD}`", count(tps_hold), f"{tps_hold / tps_bare:.2f}"],
